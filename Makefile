@@ -1,0 +1,56 @@
+# driftloop: every command a newcomer, CI and the demo need.
+# `make test` and `make demo` set everything up on first use.
+
+PYTHON_BOOT ?= python3
+VENV        := .venv
+PY          := $(VENV)/bin/python
+UV          := $(VENV)/bin/uv
+UV_VERSION  := 0.13.9
+STAMP       := $(VENV)/.installed
+
+.PHONY: setup test test-unit lint typecheck broker-start broker-stop broker-status demo bench clean
+
+setup: $(STAMP) data/iris.csv
+
+# The lock pins every package (with hashes); uv installs it exactly.
+$(STAMP): requirements.lock pyproject.toml
+	test -x $(PY) || $(PYTHON_BOOT) -m venv $(VENV)
+	$(PY) -m pip install --quiet --disable-pip-version-check uv==$(UV_VERSION)
+	$(UV) pip sync --quiet --python $(PY) --require-hashes requirements.lock
+	$(UV) pip install --quiet --python $(PY) --no-deps -e .
+	touch $(STAMP)
+
+data/iris.csv: | $(STAMP)
+	$(PY) -m data prepare
+
+# Every test, against a real Kafka broker the test session starts on a free port.
+test: setup
+	$(PY) -m broker fetch
+	$(PY) -m pytest
+
+test-unit: setup
+	$(PY) -m pytest tests/unit
+
+lint: setup
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+
+typecheck: setup
+	$(VENV)/bin/mypy
+
+broker-start: setup
+	$(PY) -m broker start
+
+broker-stop:
+	$(PY) -m broker stop
+
+broker-status:
+	$(PY) -m broker status
+
+bench: setup
+	$(PY) -m broker fetch
+	$(PY) -m bench
+
+clean:
+	-$(PY) -m broker stop
+	rm -rf var

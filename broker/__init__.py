@@ -1,0 +1,1 @@
+"""How driftloop reaches Kafka: connection settings, topic names, and a local broker."""
