@@ -25,7 +25,10 @@ def main(argv: list[str] | None = None) -> int:
         "--home", type=Path, default=DEFAULT_HOME, help=f"broker directory (default {DEFAULT_HOME})"
     )
     parser.add_argument(
-        "--lib-dir", type=Path, default=DEFAULT_LIB_DIR, help=f"jar cache (default {DEFAULT_LIB_DIR})"
+        "--lib-dir",
+        type=Path,
+        default=DEFAULT_LIB_DIR,
+        help=f"jar cache (default {DEFAULT_LIB_DIR})",
     )
     parser.add_argument(
         "--partitions",

@@ -73,8 +73,7 @@ def fetch_jars(lib_dir: Path = DEFAULT_LIB_DIR) -> Path:
     if result.returncode != 0:
         tail = "\n".join((result.stdout + result.stderr).strip().splitlines()[-15:])
         raise LocalBrokerError(
-            "Maven could not fetch the Kafka broker's jars (is Maven Central reachable?):\n"
-            + tail
+            "Maven could not fetch the Kafka broker's jars (is Maven Central reachable?):\n" + tail
         )
     marker.write_text(POM.read_text())
     return lib_dir

@@ -1,0 +1,1 @@
+"""The consumer: windows rows per partition, runs KSDrift per window, publishes drift events."""
