@@ -1,0 +1,70 @@
+"""Kafka clients configured the way every driftloop process uses them."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from kafka import KafkaConsumer, KafkaProducer
+from kafka.errors import KafkaError
+
+from broker.errors import BrokerUnavailableError
+from broker.settings import KafkaSettings
+from broker.topics import unreachable_message
+
+BOOTSTRAP_TIMEOUT_S = 10.0
+
+
+def reliable_producer(settings: KafkaSettings, client_id: str, **overrides: Any) -> KafkaProducer:
+    """A producer that loses nothing: idempotent, acknowledged by all in-sync replicas.
+
+    Raises
+    ------
+    BrokerUnavailableError
+        When no broker answers within ``BOOTSTRAP_TIMEOUT_S``.
+    """
+    config: dict[str, Any] = {
+        "bootstrap_servers": settings.servers,
+        "client_id": client_id,
+        "acks": "all",
+        "enable_idempotence": True,
+        "linger_ms": 5,
+        "bootstrap_timeout_ms": int(BOOTSTRAP_TIMEOUT_S * 1000),
+        "max_block_ms": 30000,
+    }
+    config.update(overrides)
+    try:
+        # kafka-python bootstraps in the constructor, so an unreachable broker
+        # is reported here, at start-up, not on the first send.
+        return KafkaProducer(**config)
+    except KafkaError as err:
+        raise BrokerUnavailableError(
+            unreachable_message(settings.servers, BOOTSTRAP_TIMEOUT_S)
+        ) from err
+
+
+def manual_commit_consumer(
+    settings: KafkaSettings, group_id: str, client_id: str, **overrides: Any
+) -> KafkaConsumer:
+    """A consumer in ``group_id`` that commits only when told to, from the earliest offset.
+
+    Raises
+    ------
+    BrokerUnavailableError
+        When no broker answers within ``BOOTSTRAP_TIMEOUT_S``.
+    """
+    config: dict[str, Any] = {
+        "bootstrap_servers": settings.servers,
+        "group_id": group_id,
+        "client_id": client_id,
+        "enable_auto_commit": False,
+        "auto_offset_reset": "earliest",
+        "isolation_level": "read_committed",
+        "bootstrap_timeout_ms": int(BOOTSTRAP_TIMEOUT_S * 1000),
+    }
+    config.update(overrides)
+    try:
+        return KafkaConsumer(**config)
+    except KafkaError as err:
+        raise BrokerUnavailableError(
+            unreachable_message(settings.servers, BOOTSTRAP_TIMEOUT_S)
+        ) from err

@@ -1,0 +1,122 @@
+"""`python -m consumer`: judge windows of the rows topic for drift, until stopped."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import signal
+import sys
+from pathlib import Path
+from types import FrameType
+from typing import Any
+
+from pydantic import ValidationError
+
+from broker.clients import manual_commit_consumer, reliable_producer
+from broker.errors import BrokerUnavailableError
+from broker.topics import ensure_topics
+from consumer.archive import WindowArchive
+from consumer.service import Champion, DriftMonitor, NoChampionError
+from consumer.settings import ConsumerSettings
+from models.registry import Registry, RegistryError
+
+logger = logging.getLogger("consumer")
+
+
+def parse_args(argv: list[str] | None) -> dict[str, Any]:
+    parser = argparse.ArgumentParser(
+        prog="python -m consumer",
+        description="Window the rows topic per partition, run Alibi Detect's KSDrift on each "
+        "window against the champion model's reference data, log every window, alert on "
+        "drift and publish a DriftEvent per drifted window. Every flag can also be set as "
+        "DRIFTLOOP_<FLAG> in the environment (KAFKA_BOOTSTRAP_SERVERS for the broker); a "
+        "flag beats the environment.",
+    )
+    parser.add_argument("--window-size", type=int, help="rows per window (default 50)")
+    parser.add_argument(
+        "--window-step", type=int, help="rows between window starts (default: window size)"
+    )
+    parser.add_argument("--p-val", type=float, help="significance level (default 0.05)")
+    parser.add_argument(
+        "--correction", choices=["bonferroni", "fdr"], help="multiple-testing correction"
+    )
+    parser.add_argument(
+        "--ks-backend",
+        choices=["alibi", "fast"],
+        help="alibi: Alibi Detect's KSDrift (default); fast: same p-values, far cheaper",
+    )
+    parser.add_argument("--group-id", help="consumer group (default driftloop-consumer)")
+    parser.add_argument("--artifact-root", type=Path, help="registry and archive root (var)")
+    parser.add_argument("--model-name", help="registered model to judge for (default classifier)")
+    parser.add_argument("--bootstrap-servers", help="Kafka host:port list")
+    parser.add_argument("--rows-topic", help="topic to read (default rows)")
+    parser.add_argument("--drift-topic", help="topic for drift events (default drift-events)")
+    parser.add_argument("--dlq-topic", help="dead-letter topic (default rows-dlq)")
+    parser.add_argument(
+        "--idle-exit",
+        type=float,
+        default=None,
+        help="exit after this many seconds without new rows (default: run until stopped)",
+    )
+    args = vars(parser.parse_args(argv))
+    return {k: v for k, v in args.items() if v is not None}
+
+
+def main(argv: list[str] | None = None) -> int:
+    flags = parse_args(argv)
+    idle_exit = flags.pop("idle_exit", None)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    logging.getLogger("kafka").setLevel(logging.WARNING)
+    try:
+        settings = ConsumerSettings(**flags)
+    except ValidationError as err:
+        first = err.errors()[0]
+        where = ".".join(str(p) for p in first["loc"]) or "settings"
+        print(f"error: {where}: {first['msg']}", file=sys.stderr)
+        return 2
+    try:
+        champion = Champion.from_registry(Registry.from_settings(settings), settings)
+    except (NoChampionError, RegistryError) as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+
+    stopping = False
+
+    def stop(signum: int, frame: FrameType | None) -> None:
+        nonlocal stopping
+        logger.info("signal %d: finishing the current batch, then stopping", signum)
+        stopping = True
+
+    signal.signal(signal.SIGTERM, stop)
+    signal.signal(signal.SIGINT, stop)
+    try:
+        ensure_topics(
+            settings.servers,
+            [settings.rows_topic, settings.drift_topic, settings.dlq_topic],
+        )
+        producer = reliable_producer(settings, client_id="driftloop-consumer-events")
+        consumer = manual_commit_consumer(
+            settings, group_id=settings.group_id, client_id="driftloop-consumer"
+        )
+    except BrokerUnavailableError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 1
+    monitor = DriftMonitor(
+        settings,
+        consumer,
+        producer,
+        champion,
+        WindowArchive(settings.artifact_root, fsync=settings.archive_fsync),
+    )
+    try:
+        stats = monitor.run(lambda: stopping, idle_timeout=idle_exit)
+    finally:
+        producer.flush()
+        producer.close()
+        consumer.close(autocommit=False)
+    logger.info("stopped: %s", stats.summary())
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

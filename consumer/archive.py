@@ -1,0 +1,67 @@
+"""The window archive: every judged window's rows and verdict, for retraining and reports."""
+
+from __future__ import annotations
+
+import csv
+import io
+import os
+from collections.abc import Sequence
+from pathlib import Path
+
+from consumer.events import DriftEvent
+
+
+class WindowArchive:
+    """Writes each window once, atomically, under ``<root>/archive/<topic>/<partition>/``.
+
+    A window's rows go to ``<first>-<last>.csv`` (offset, event time, features,
+    label) and its verdict to ``<first>-<last>.json`` (the DriftEvent, drifted or
+    not). A window judged again after a restart has the same name and the same
+    content, so rewriting it changes nothing.
+    """
+
+    def __init__(self, root: Path, fsync: bool = True) -> None:
+        self.root = Path(root) / "archive"
+        self.fsync = fsync
+
+    def path_for(self, topic: str, partition: int, first_offset: int, last_offset: int) -> Path:
+        """Where the rows of a window are archived (the ``.csv``)."""
+        return self.root / topic / str(partition) / f"{first_offset:012d}-{last_offset:012d}.csv"
+
+    def write_rows(
+        self,
+        path: Path,
+        feature_names: Sequence[str],
+        offsets: Sequence[int],
+        event_times: Sequence[str],
+        values: Sequence[Sequence[float]],
+        labels: Sequence[int | str | None],
+        label_column: str,
+    ) -> None:
+        """Write a window's rows to ``path`` (from :meth:`path_for`)."""
+        buffer = io.StringIO()
+        writer = csv.writer(buffer, lineterminator="\n")
+        writer.writerow(["offset", "event_time", *feature_names, label_column])
+        for offset, when, row, label in zip(offsets, event_times, values, labels, strict=True):
+            writer.writerow([offset, when, *map(repr, row), "" if label is None else label])
+        self._write_atomic(path, buffer.getvalue().encode())
+
+    def write_verdict(self, path: Path, event: DriftEvent) -> None:
+        """Write the window's DriftEvent next to its rows."""
+        self._write_atomic(path.with_suffix(".json"), event.to_bytes())
+
+    def _write_atomic(self, path: Path, data: bytes) -> None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+        with open(tmp, "wb") as out:
+            out.write(data)
+            if self.fsync:
+                out.flush()
+                os.fsync(out.fileno())
+        os.replace(tmp, path)
+        if self.fsync:
+            dir_fd = os.open(path.parent, os.O_DIRECTORY)
+            try:
+                os.fsync(dir_fd)
+            finally:
+                os.close(dir_fd)

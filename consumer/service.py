@@ -1,0 +1,400 @@
+"""The consumer's loop: poll, dead-letter, window, judge, archive, publish, commit.
+
+Offsets are committed only once a window's results are durable: its archive
+written and fsynced, its drift event (if any) and every dead letter acknowledged
+by the broker. The committed offset of a partition is the first offset the next
+window still needs, so a consumer killed at any point re-reads exactly the rows
+of the windows it had not finished, and judges them under the same ids.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections import Counter
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+import numpy as np
+from kafka import KafkaConsumer, KafkaProducer
+from kafka.consumer.subscription_state import ConsumerRebalanceListener
+from kafka.structs import OffsetAndMetadata, TopicPartition
+
+from consumer.archive import WindowArchive
+from consumer.decoding import MalformedRowError, RowDecoder
+from consumer.detection import DriftResult, make_detector
+from consumer.events import DetectorInfo, DriftEvent, WindowRef, event_id_for
+from consumer.settings import ConsumerSettings
+from consumer.windowing import CountWindower, Window
+from models.registry import LoadedModel, Registry
+from producer.messages import RowMessage
+
+logger = logging.getLogger(__name__)
+
+DLQ_REASON_HEADER = "driftloop.error.reason"
+DLQ_DETAIL_HEADER = "driftloop.error.detail"
+
+
+class NoChampionError(RuntimeError):
+    """The registry has no champion model to judge windows against."""
+
+
+@dataclass
+class Stats:
+    """What the consumer has done since it started."""
+
+    rows: int = 0
+    windows: int = 0
+    drift_events: int = 0
+    dead_letters: Counter[str] = field(default_factory=Counter)
+
+    def summary(self) -> str:
+        dead = ",".join(f"{k}:{v}" for k, v in sorted(self.dead_letters.items())) or "0"
+        return (
+            f"rows={self.rows} windows={self.windows} drift_events={self.drift_events} "
+            f"dead_letters={dead}"
+        )
+
+
+class Champion:
+    """The model windows are judged for: its estimator, reference data and KS detector."""
+
+    def __init__(self, loaded: LoadedModel, settings: ConsumerSettings) -> None:
+        self.loaded = loaded
+        self.metadata = loaded.metadata
+        self.decoder = RowDecoder(loaded.metadata.feature_names)
+        self.detector = make_detector(
+            loaded.reference,
+            p_val=settings.p_val,
+            correction=settings.correction,
+            backend=settings.ks_backend,
+        )
+
+    @classmethod
+    def from_registry(cls, registry: Registry, settings: ConsumerSettings) -> Champion:
+        loaded = registry.champion()
+        if loaded is None:
+            raise NoChampionError(
+                f"no champion model in {registry.root}: train one first with "
+                "`python -m models train --data data/iris.csv`"
+            )
+        return cls(loaded, settings)
+
+    @property
+    def label(self) -> str:
+        return f"{self.metadata.model_name}:v{self.metadata.version}"
+
+
+@dataclass
+class _Partition:
+    windower: CountWindower[RowMessage]
+    last_offset: int | None = None
+    uncommitted: bool = False
+
+    def commit_position(self) -> int | None:
+        """The first offset the next window still needs, or past everything consumed."""
+        pending = self.windower.pending_offset
+        if pending is not None:
+            return pending
+        return None if self.last_offset is None else self.last_offset + 1
+
+
+@dataclass
+class _Judged:
+    tp: TopicPartition
+    window: Window[RowMessage]
+    values: np.ndarray
+    result: DriftResult
+
+
+class DriftMonitor:
+    """Runs the loop over a subscribed consumer; see the module docstring for the guarantees.
+
+    Parameters
+    ----------
+    settings
+        Window, detector and topic settings.
+    consumer
+        A consumer with auto-commit off; :meth:`run` subscribes it.
+    producer
+        An idempotent ``acks=all`` producer for drift events and dead letters.
+    champion
+        The model to judge windows for.
+    archive
+        Where windows are written.
+    """
+
+    def __init__(
+        self,
+        settings: ConsumerSettings,
+        consumer: KafkaConsumer,
+        producer: KafkaProducer,
+        champion: Champion,
+        archive: WindowArchive,
+    ) -> None:
+        self.settings = settings
+        self.consumer = consumer
+        self.producer = producer
+        self.champion = champion
+        self.archive = archive
+        self.stats = Stats()
+        self._partitions: dict[TopicPartition, _Partition] = {}
+        self._sends: list[Any] = []
+
+    # -- the loop ---------------------------------------------------------------
+
+    def run(self, should_stop: Callable[[], bool], idle_timeout: float | None = None) -> Stats:
+        """Poll and judge until ``should_stop()`` is true (or ``idle_timeout`` s without rows).
+
+        Leaves every finished window committed.
+        """
+        self.consumer.subscribe([self.settings.rows_topic], listener=_Rebalance(self))
+        logger.info(
+            "consuming topic=%s group=%s window=%d step=%d backend=%s model=%s",
+            self.settings.rows_topic,
+            self.settings.group_id,
+            self.settings.window_size,
+            self.settings.step,
+            self.settings.ks_backend,
+            self.champion.label,
+        )
+        last_rows = time.monotonic()
+        try:
+            while not should_stop():
+                batch = self.consumer.poll(
+                    timeout_ms=500, max_records=self.settings.max_poll_records
+                )
+                if batch:
+                    last_rows = time.monotonic()
+                    self.process(batch)
+                elif idle_timeout is not None and time.monotonic() - last_rows > idle_timeout:
+                    break
+        finally:
+            self.commit(sync=True)
+        return self.stats
+
+    def process(self, batch: dict[TopicPartition, list[Any]]) -> None:
+        """Handle one poll's records; commit what became durable."""
+        completed: list[tuple[TopicPartition, Window[RowMessage]]] = []
+        decoder = self.champion.decoder
+        for tp, records in batch.items():
+            state = self._partitions.get(tp)
+            if state is None:
+                state = self._partitions[tp] = self._new_partition()
+            windower = state.windower
+            for record in records:
+                self.stats.rows += 1
+                state.last_offset = record.offset
+                state.uncommitted = True
+                try:
+                    message = decoder.decode(record.value)
+                except MalformedRowError as err:
+                    self._dead_letter(record, err)
+                    continue
+                window = windower.add(record.offset, message)
+                if window is not None:
+                    completed.append((tp, window))
+        if completed:
+            self._judge(completed)
+        if self._sends:
+            self._await_sends()
+        self.commit(sync=False)
+
+    def commit(self, sync: bool, only: list[TopicPartition] | None = None) -> None:
+        """Commit, for each partition with progress, the first offset still needed."""
+        offsets = {}
+        for tp, state in self._partitions.items():
+            if only is not None and tp not in only:
+                continue
+            position = state.commit_position()
+            if state.uncommitted and position is not None:
+                offsets[tp] = OffsetAndMetadata(position, "", -1)
+                state.uncommitted = False
+        if not offsets:
+            return
+        if sync:
+            self.consumer.commit(offsets)
+        else:
+            # Safe to commit asynchronously: if it is lost, the windows are judged
+            # again under the same ids and archived to the same files.
+            self.consumer.commit_async(offsets, callback=_log_commit_failure)
+
+    # -- judging ----------------------------------------------------------------
+
+    def _judge(self, completed: list[tuple[TopicPartition, Window[RowMessage]]]) -> None:
+        champion = self.champion
+        judged: list[_Judged] = []
+        for tp, window in completed:
+            values = np.array([champion.decoder.values(m) for m in window.items], dtype=np.float64)
+            judged.append(_Judged(tp, window, values, champion.detector.predict(values)))
+        accuracies = self._accuracies(judged)
+        for item, (labeled, accuracy) in zip(judged, accuracies, strict=True):
+            self._record(item, labeled, accuracy)
+
+    def _accuracies(self, judged: list[_Judged]) -> list[tuple[int, float | None]]:
+        """The champion's accuracy on each window's labeled rows, in one predict call."""
+        rows: list[np.ndarray] = []
+        labels: list[Any] = []
+        counts: list[int] = []
+        for item in judged:
+            mask = np.array([m.label is not None for m in item.window.items])
+            counts.append(int(mask.sum()))
+            rows.append(item.values[mask])
+            labels.extend(m.label for m in item.window.items if m.label is not None)
+        if not labels:
+            return [(0, None)] * len(judged)
+        predicted = self.champion.loaded.estimator.predict(np.concatenate(rows))
+        correct = np.asarray(predicted) == np.asarray(labels, dtype=np.asarray(predicted).dtype)
+        out: list[tuple[int, float | None]] = []
+        start = 0
+        for count in counts:
+            hits = correct[start : start + count]
+            out.append((count, float(hits.mean()) if count else None))
+            start += count
+        return out
+
+    def _record(self, item: _Judged, labeled: int, accuracy: float | None) -> None:
+        champion, window, result, tp = self.champion, item.window, item.result, item.tp
+        names = champion.metadata.feature_names
+        first, last = window.items[0], window.items[-1]
+        path = self.archive.path_for(
+            tp.topic, tp.partition, window.first_offset, window.last_offset
+        )
+        event = DriftEvent(
+            event_id=event_id_for(tp.topic, tp.partition, window.first_offset, window.last_offset),
+            stream=first.stream,
+            detected_at=datetime.now(UTC),
+            window=WindowRef(
+                topic=tp.topic,
+                partition=tp.partition,
+                first_offset=window.first_offset,
+                last_offset=window.last_offset,
+                size=len(window.items),
+                first_event_time=first.event_time,
+                last_event_time=last.event_time,
+            ),
+            detector=DetectorInfo(
+                backend=champion.detector.backend,
+                p_val=self.settings.p_val,
+                correction=self.settings.correction,
+                threshold=result.threshold,
+            ),
+            is_drift=result.is_drift,
+            p_values=dict(zip(names, result.p_values.tolist(), strict=True)),
+            distances=dict(zip(names, result.distances.tolist(), strict=True)),
+            drifted_features=[names[i] for i in result.drifted],
+            model_name=champion.metadata.model_name,
+            model_version=champion.metadata.version,
+            reference_sha256=champion.metadata.reference_sha256,
+            archive_path=str(path),
+            labeled_rows=labeled,
+            accuracy=accuracy,
+        )
+        self.archive.write_rows(
+            path,
+            names,
+            window.offsets,
+            [m.event_time.isoformat() for m in window.items],
+            item.values.tolist(),
+            [m.label for m in window.items],
+            champion.metadata.label_column,
+        )
+        self.archive.write_verdict(path, event)
+        self.stats.windows += 1
+        lowest = int(np.argmin(result.p_values))
+        logger.info(
+            "window=%s offsets=%d-%d size=%d min_p=%.3g min_p_feature=%s drift=%s model=%s%s",
+            window_id := event.window.window_id,
+            window.first_offset,
+            window.last_offset,
+            len(window.items),
+            float(result.p_values[lowest]),
+            names[lowest],
+            "yes" if result.is_drift else "no",
+            champion.label,
+            "" if accuracy is None else f" accuracy={accuracy:.3f}",
+        )
+        if result.is_drift:
+            self.stats.drift_events += 1
+            logger.warning(
+                "DRIFT *** window=%s features=%s min_p=%.3g model=%s event_id=%s",
+                window_id,
+                ",".join(event.drifted_features),
+                float(result.p_values[lowest]),
+                champion.label,
+                event.event_id,
+            )
+            self._sends.append(
+                self.producer.send(
+                    self.settings.drift_topic, key=event.stream.encode(), value=event.to_bytes()
+                )
+            )
+
+    # -- dead letters and delivery ----------------------------------------------
+
+    def _dead_letter(self, record: Any, err: MalformedRowError) -> None:
+        self.stats.dead_letters[err.reason] += 1
+        logger.warning(
+            "dead-letter offset=%s/%d/%d reason=%s detail=%s",
+            record.topic,
+            record.partition,
+            record.offset,
+            err.reason,
+            err.detail,
+        )
+        headers = [
+            (DLQ_REASON_HEADER, err.reason.encode()),
+            (DLQ_DETAIL_HEADER, err.detail.encode()[:1000]),
+            ("driftloop.source.topic", record.topic.encode()),
+            ("driftloop.source.partition", str(record.partition).encode()),
+            ("driftloop.source.offset", str(record.offset).encode()),
+        ]
+        self._sends.append(
+            self.producer.send(
+                self.settings.dlq_topic,
+                key=record.key,
+                value=record.value if record.value is not None else b"",
+                headers=headers,
+            )
+        )
+
+    def _await_sends(self) -> None:
+        """Wait for every event and dead letter to be acknowledged; raise if one failed."""
+        self.producer.flush()
+        sends, self._sends = self._sends, []
+        for future in sends:
+            # Raises the delivery error: nothing is committed past an unsent result.
+            future.get(timeout=0)
+
+    def _new_partition(self) -> _Partition:
+        return _Partition(CountWindower(self.settings.window_size, self.settings.step))
+
+    def _drop_partitions(self, revoked: list[TopicPartition]) -> None:
+        if self._sends:
+            self._await_sends()
+        self.commit(sync=True, only=revoked)
+        for tp in revoked:
+            self._partitions.pop(tp, None)
+
+
+class _Rebalance(ConsumerRebalanceListener):
+    """Commit what is durable before a partition moves to another instance."""
+
+    def __init__(self, monitor: DriftMonitor) -> None:
+        self.monitor = monitor
+
+    def on_partitions_revoked(self, revoked: Any) -> None:
+        self.monitor._drop_partitions(list(revoked))
+
+    def on_partitions_assigned(self, assigned: Any) -> None:
+        logger.info(
+            "assigned partitions %s", sorted(f"{tp.topic}/{tp.partition}" for tp in assigned)
+        )
+
+
+def _log_commit_failure(offsets: Any, response: Any) -> None:
+    if isinstance(response, Exception):
+        logger.warning("offset commit failed (the windows will be judged again): %s", response)
+

@@ -1,0 +1,150 @@
+"""The replay plan: which rows go out in which order, and which get noise."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+
+@dataclass(frozen=True)
+class DriftPlan:
+    """Gaussian noise added to chosen features from a given row on.
+
+    Parameters
+    ----------
+    after
+        Index (from 0) of the first noised row; None means no noise at all.
+    mean, std
+        The noise distribution: the original tutorial's 3 and 1.
+    features
+        Names of the noised features; None means all.
+    """
+
+    after: int | None = None
+    mean: float = 3.0
+    std: float = 1.0
+    features: tuple[str, ...] | None = None
+
+    def __post_init__(self) -> None:
+        if self.after is not None and self.after < 0:
+            raise ValueError(f"drift_after must be >= 0, got {self.after}")
+        if not self.std >= 0:
+            raise ValueError(f"noise_std must be >= 0, got {self.std}")
+        if not np.isfinite(self.mean):
+            raise ValueError(f"noise_mean must be a finite number, got {self.mean}")
+        if self.features is not None and not self.features:
+            raise ValueError("drift_features must name at least one feature when given")
+
+
+@dataclass(frozen=True)
+class Row:
+    """One row to send: its replay position, feature values and label."""
+
+    seq: int
+    features: dict[str, float]
+    label: int | str | None
+
+
+def replay(
+    features: np.ndarray,
+    labels: Sequence[int | str] | None,
+    feature_names: Sequence[str],
+    *,
+    count: int | None,
+    drift: DriftPlan = DriftPlan(),
+    seed: int | None = None,
+    shuffle: bool = True,
+) -> Iterator[Row]:
+    """Yield rows of a data set for replay, shuffled per pass, noised per ``drift``.
+
+    Parameters
+    ----------
+    features
+        The data set's feature matrix, shape (rows, features).
+    labels
+        One label per row, or None.
+    feature_names
+        Column names of ``features``.
+    count
+        How many rows to yield; None replays forever. Past the end of the
+        data the replay starts another pass.
+    drift
+        Where, and to which features, noise is added.
+    seed
+        Makes the order and the noise repeatable.
+    shuffle
+        Shuffle each pass (a CSV sorted by class would otherwise look like drift).
+
+    Examples
+    --------
+    >>> x = np.array([[1.0, 10.0], [2.0, 20.0], [3.0, 30.0]])
+    >>> rows = replay(x, [0, 1, 2], ["a", "b"], count=4, shuffle=False,
+    ...               drift=DriftPlan(after=3, mean=100.0, std=0.0, features=("b",)))
+    >>> for r in rows:
+    ...     print(r.seq, r.features, r.label)
+    0 {'a': 1.0, 'b': 10.0} 0
+    1 {'a': 2.0, 'b': 20.0} 1
+    2 {'a': 3.0, 'b': 30.0} 2
+    3 {'a': 1.0, 'b': 110.0} 0
+    """
+    if count is not None and count < 0:
+        raise ValueError(f"count must be >= 0, got {count}")
+    names = list(feature_names)
+    if features.ndim != 2 or features.shape[1] != len(names) or len(features) == 0:
+        raise ValueError(
+            f"features must be a non-empty (rows, {len(names)}) matrix, got shape {features.shape}"
+        )
+    if labels is not None and len(labels) != len(features):
+        raise ValueError(f"labels has {len(labels)} entries for {len(features)} rows")
+    noised = names if drift.features is None else list(drift.features)
+    unknown = sorted(set(noised) - set(names))
+    if unknown:
+        raise ValueError(f"drift_features {unknown} are not columns of the data set {names}")
+    noise_mask = np.array([name in noised for name in names])
+    rng = np.random.default_rng(seed)
+
+    seq = 0
+    while count is None or seq < count:
+        order = rng.permutation(len(features)) if shuffle else np.arange(len(features))
+        for index in order:
+            if count is not None and seq >= count:
+                return
+            values = features[index].astype(np.float64, copy=True)
+            if drift.after is not None and seq >= drift.after:
+                values[noise_mask] += rng.normal(drift.mean, drift.std, int(noise_mask.sum()))
+            label = None if labels is None else labels[index]
+            yield Row(seq, dict(zip(names, values.tolist(), strict=True)), label)
+            seq += 1
+
+
+class Pacer:
+    """Spaces events at ``rate`` per second on a fixed schedule (0 means no waiting).
+
+    Sleeping to a schedule rather than a fixed gap keeps the average rate even
+    when sending takes time.
+    """
+
+    def __init__(self, rate: float, clock=None, sleep=None) -> None:
+        import time
+
+        if not rate >= 0:
+            raise ValueError(f"rate must be >= 0 rows per second, got {rate}")
+        self._interval = 0.0 if rate == 0 else 1.0 / rate
+        self._clock = clock or time.monotonic
+        self._sleep = sleep or time.sleep
+        self._start: float | None = None
+        self._sent = 0
+
+    def wait(self) -> None:
+        """Block until the next event is due."""
+        if self._interval == 0.0:
+            return
+        now = self._clock()
+        if self._start is None:
+            self._start = now
+        due = self._start + self._sent * self._interval
+        if due > now:
+            self._sleep(due - now)
+        self._sent += 1

@@ -1,0 +1,49 @@
+"""The producer's settings: the environment, then command-line flags on top."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pydantic import Field, field_validator
+
+from broker.settings import KafkaSettings
+
+
+class ProducerSettings(KafkaSettings):
+    """Everything `python -m producer` needs; env names are ``DRIFTLOOP_<FIELD>``."""
+
+    data: Path = Path("data/iris.csv")
+    """CSV to replay: numeric feature columns and a label column."""
+    label_column: str = "target"
+    """Name of the CSV's label column."""
+    stream: str | None = None
+    """Stream name, the messages' key; the CSV's file name without extension by default."""
+    rate: float = Field(default=50.0, ge=0)
+    """Rows per second; 0 sends as fast as possible."""
+    count: int | None = Field(default=None, ge=0)
+    """Rows to send; one pass over the CSV by default. Ignored with ``loop``."""
+    loop: bool = False
+    """Replay forever, reshuffling each pass."""
+    drift_after: int | None = Field(default=None, ge=0)
+    """Add noise from this row (from 0) on; no noise when unset."""
+    noise_mean: float = 3.0
+    """Mean of the Gaussian noise."""
+    noise_std: float = Field(default=1.0, ge=0)
+    """Standard deviation of the Gaussian noise."""
+    drift_features: tuple[str, ...] | None = None
+    """Features to noise; all when unset."""
+    seed: int | None = None
+    """Seed for the order and the noise; a run with a seed repeats exactly."""
+    shuffle: bool = True
+    """Shuffle rows each pass (a CSV sorted by class would otherwise look drifted)."""
+
+    @field_validator("drift_features", mode="before")
+    @classmethod
+    def _comma_list(cls, value: object) -> object:
+        if isinstance(value, str):
+            return tuple(name.strip() for name in value.split(",") if name.strip())
+        return value
+
+    @property
+    def stream_name(self) -> str:
+        return self.stream or self.data.stem
