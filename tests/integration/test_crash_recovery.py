@@ -1,0 +1,117 @@
+"""A consumer killed with SIGKILL and restarted loses no window and gives none a second id."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections import defaultdict
+from pathlib import Path
+
+from broker.settings import KafkaSettings
+from consumer.events import DriftEvent
+from tests.integration.streams import read_topic
+
+ROWS = 2000
+WINDOW = 50
+
+
+def start_consumer(env: dict[str, str], artifact_root: Path, log: Path) -> subprocess.Popen:
+    with open(log, "ab") as out:
+        return subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "consumer",
+                "--window-size",
+                str(WINDOW),
+                "--ks-backend",
+                "fast",
+                "--artifact-root",
+                str(artifact_root),
+                "--group-id",
+                "crash-test",
+            ],
+            env=env,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+        )
+
+
+def wait_for(condition, timeout: float, what: str) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, f"timed out waiting for {what}"
+        time.sleep(0.1)
+
+
+def test_kill_9_and_restart_yields_every_window_once(
+    kafka_settings: KafkaSettings,
+    kafka_env: dict[str, str],
+    iris_csv: Path,
+    artifact_root: Path,
+    tmp_path: Path,
+) -> None:
+    log = tmp_path / "consumer.log"
+    # Every row noised: every window is a drift event, so the drift topic shows each
+    # window the consumer finished, under its id.
+    producer = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "producer",
+            "--data",
+            str(iris_csv),
+            "--quiet",
+            "--count",
+            str(ROWS),
+            "--rate",
+            "400",
+            "--drift-after",
+            "0",
+            "--seed",
+            "3",
+        ],
+        env=kafka_env,
+    )
+    processes = [producer]
+    try:
+        for kills in (1, 2):
+            consumer = start_consumer(kafka_env, artifact_root, log)
+            processes.append(consumer)
+            wait_for(
+                lambda n=kills: log.read_text().count("DRIFT ***") >= 4 * n,
+                timeout=60,
+                what=f"the consumer's windows before kill {kills}",
+            )
+            os.kill(consumer.pid, signal.SIGKILL)
+            consumer.wait(timeout=10)
+        assert producer.wait(timeout=60) == 0
+
+        consumer = start_consumer(kafka_env, artifact_root, log)
+        processes.append(consumer)
+        expected = set(range(0, ROWS, WINDOW))
+
+        def all_windows_published() -> bool:
+            records = read_topic(kafka_settings, kafka_settings.drift_topic)
+            return {DriftEvent.from_bytes(r.value).window.first_offset for r in records} >= expected
+
+        wait_for(all_windows_published, timeout=90, what="every window's drift event")
+        consumer.send_signal(signal.SIGTERM)
+        assert consumer.wait(timeout=30) == 0
+    finally:
+        for process in processes:
+            if process.poll() is None:
+                process.kill()
+                process.wait()
+
+    ids_by_window: dict[int, set[str]] = defaultdict(set)
+    for record in read_topic(kafka_settings, kafka_settings.drift_topic):
+        event = DriftEvent.from_bytes(record.value)
+        ids_by_window[event.window.first_offset].add(event.event_id)
+    assert set(ids_by_window) == expected
+    assert all(len(ids) == 1 for ids in ids_by_window.values())
+    for first, ids in ids_by_window.items():
+        assert ids == {f"{kafka_settings.rows_topic}-0-{first}-{first + WINDOW - 1}"}

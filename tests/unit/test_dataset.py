@@ -1,0 +1,187 @@
+"""Tests for data.dataset and ``python -m data prepare``."""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from data.__main__ import main
+from data.dataset import IRIS_COLUMNS, Dataset, DatasetError, file_sha256, load_dataset
+
+
+def write(path: Path, text: str) -> Path:
+    path.write_bytes(text.encode())
+    return path
+
+
+def test_prepare_writes_loadable_iris(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    out = tmp_path / "nested" / "iris.csv"
+    assert main(["prepare", "--out", str(out)]) == 0
+    assert str(out) in capsys.readouterr().out
+
+    assert out.read_text().splitlines()[0] == ",".join(IRIS_COLUMNS)
+    dataset = load_dataset(out)
+    assert len(dataset) == 150
+    assert dataset.feature_names == [
+        "sepal_length",
+        "sepal_width",
+        "petal_length",
+        "petal_width",
+    ]
+    assert dataset.features.shape == (150, 4)
+    assert (dataset.features.dtypes == np.float64).all()
+    assert dataset.labels.dtype == np.int64
+    assert dataset.labels.value_counts().to_dict() == {0: 50, 1: 50, 2: 50}
+    assert dataset.label_column == "target"
+    assert dataset.sha256 == file_sha256(out) == hashlib.sha256(out.read_bytes()).hexdigest()
+    assert dataset.path == out
+    assert dataset.features.iloc[0].tolist() == [5.1, 3.5, 1.4, 0.2]
+
+
+def test_prepare_defaults_to_data_iris_csv(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    assert main(["prepare"]) == 0
+    assert "data/iris.csv" in capsys.readouterr().out
+    assert len(load_dataset(tmp_path / "data" / "iris.csv")) == 150
+
+
+def test_prepare_is_deterministic(tmp_path: Path) -> None:
+    main(["prepare", "--out", str(tmp_path / "a.csv")])
+    main(["prepare", "--out", str(tmp_path / "b.csv")])
+    assert file_sha256(tmp_path / "a.csv") == file_sha256(tmp_path / "b.csv")
+
+
+def test_string_labels_and_label_column_anywhere(tmp_path: Path) -> None:
+    path = write(
+        tmp_path / "fruit.csv",
+        "weight,kind,diameter\n150.5,apple,7.1\n120,pear,6\n2e2,apple,8.25\n",
+    )
+    dataset = load_dataset(path, label_column="kind")
+    assert dataset.feature_names == ["weight", "diameter"]
+    assert dataset.features.to_numpy().tolist() == [[150.5, 7.1], [120.0, 6.0], [200.0, 8.25]]
+    assert dataset.labels.tolist() == ["apple", "pear", "apple"]
+    assert dataset.labels.name == "kind"
+
+
+def test_windows_line_endings_bom_and_blank_lines(tmp_path: Path) -> None:
+    path = tmp_path / "crlf.csv"
+    path.write_bytes(b"\xef\xbb\xbfa, b ,target\r\n1,2,0\r\n\r\n3, 4 ,1\r\n")
+    dataset = load_dataset(path)
+    assert dataset.feature_names == ["a", "b"]
+    assert dataset.features.to_numpy().tolist() == [[1.0, 2.0], [3.0, 4.0]]
+    assert dataset.labels.tolist() == [0, 1]
+
+
+def test_dataset_is_frozen(tmp_path: Path) -> None:
+    dataset = load_dataset(write(tmp_path / "d.csv", "a,target\n1,0\n2,1\n"))
+    assert isinstance(dataset, Dataset)
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        dataset.label_column = "other"  # type: ignore[misc]
+
+
+def test_missing_file(tmp_path: Path) -> None:
+    with pytest.raises(DatasetError, match=r"dataset file not found: .*nope\.csv"):
+        load_dataset(tmp_path / "nope.csv")
+
+
+def test_directory_is_not_a_csv(tmp_path: Path) -> None:
+    with pytest.raises(DatasetError, match="is a directory"):
+        load_dataset(tmp_path)
+
+
+def test_binary_file(tmp_path: Path) -> None:
+    path = tmp_path / "model.bin"
+    path.write_bytes(b"\x89PNG\r\n\x1a\n\xff\xfe")
+    with pytest.raises(DatasetError, match="not UTF-8 text"):
+        load_dataset(path)
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        pytest.param("", r"is empty: expected a header line", id="empty"),
+        pytest.param("\n\n", r"is empty", id="blank-lines-only"),
+        pytest.param(
+            "a,b,label\n1,2,0\n3,4,1\n",
+            r"label column 'target' not found; columns present: a, b, label",
+            id="label-absent",
+        ),
+        pytest.param(
+            "target\n0\n1\n",
+            r"no feature columns besides label column 'target'",
+            id="no-features",
+        ),
+        pytest.param(
+            "a,b,target\n1,2,0\n3,4,1\n5,x4,1\n",
+            r"feature column 'b' is not numeric: 'x4' at line 4",
+            id="non-numeric",
+        ),
+        pytest.param(
+            "a,b,target\n1,2,0\n\n3,,1\n",
+            r"feature column 'b' has a missing value at line 4",
+            id="missing-after-blank-line",
+        ),
+        pytest.param(
+            "a,b,target\n1,2,0\nNaN,4,1\n",
+            r"feature column 'a' has a missing value at line 3",
+            id="nan",
+        ),
+        pytest.param(
+            "a,b,target\n1,2,0\n3,-inf,1\n",
+            r"feature column 'b' has an infinite value '-inf' at line 3",
+            id="infinite",
+        ),
+        pytest.param(
+            "a,b,target\n1,2,0\n3,4,\n",
+            r"label column 'target' has a missing value at line 3",
+            id="missing-label",
+        ),
+        pytest.param(
+            "a,b,target\n1,2,0\n",
+            r"need at least 2 data rows, found 1",
+            id="one-row",
+        ),
+        pytest.param("a,b,target\n", r"need at least 2 data rows, found 0", id="header-only"),
+        pytest.param(
+            "a,b,target\n1,2,0\n3,4\n",
+            r"line 3 has 2 fields, the header has 3",
+            id="ragged",
+        ),
+        pytest.param(
+            "a,a,target\n1,2,0\n3,4,1\n",
+            r"column 'a' appears more than once",
+            id="duplicate-column",
+        ),
+        pytest.param(
+            ",a,target\n0,1,0\n1,2,1\n",
+            r"header column 1 has no name",
+            id="unnamed-column",
+        ),
+        pytest.param(
+            'a,b,target\n1,"2\n',
+            r"malformed CSV at line 2",
+            id="unterminated-quote",
+        ),
+    ],
+)
+def test_malformed_csv(tmp_path: Path, text: str, message: str) -> None:
+    path = write(tmp_path / "bad.csv", text)
+    with pytest.raises(DatasetError, match=message) as caught:
+        load_dataset(path)
+    assert str(path) in str(caught.value)
+    assert "\n" not in str(caught.value)
+
+
+def test_dataset_error_is_a_value_error() -> None:
+    assert issubclass(DatasetError, ValueError)
+
+
+def test_empty_label_column_name_is_rejected(tmp_path: Path) -> None:
+    with pytest.raises(ValueError, match="label_column"):
+        load_dataset(write(tmp_path / "d.csv", "a,target\n1,0\n2,1\n"), label_column="")
