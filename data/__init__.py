@@ -1,0 +1,1 @@
+"""Data sets for driftloop: load a labelled CSV, write the bundled Iris."""

@@ -1,0 +1,290 @@
+"""Dataset: a labelled CSV of numeric features, loaded and checked."""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import io
+import logging
+import os
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+logger = logging.getLogger(__name__)
+
+IRIS_COLUMNS: tuple[str, ...] = (
+    "sepal_length",
+    "sepal_width",
+    "petal_length",
+    "petal_width",
+    "target",
+)
+"""Column names of the Iris CSV that ``python -m data prepare`` writes."""
+
+# Cells that spell "no value" in CSVs written by pandas, R or spreadsheets.
+_MISSING_TOKENS = frozenset({"", "na", "n/a", "nan", "null", "none", "-nan", "#n/a"})
+_HASH_CHUNK = 1 << 20
+
+
+class DatasetError(ValueError):
+    """A data set file is missing or malformed; the message says where and why."""
+
+
+@dataclass(frozen=True, eq=False)
+class Dataset:
+    """A labelled data set read from a CSV file.
+
+    Attributes
+    ----------
+    features : pandas.DataFrame
+        Feature values as float64, one column per feature, in CSV order.
+    labels : pandas.Series
+        One label per row: int64 when every label is an integer, else strings.
+    label_column : str
+        Name of the label column in the CSV.
+    sha256 : str
+        Hex sha256 of the file's bytes, as read.
+    path : pathlib.Path
+        The file the data set was read from.
+    """
+
+    features: pd.DataFrame
+    labels: pd.Series
+    label_column: str
+    sha256: str
+    path: Path
+
+    @property
+    def feature_names(self) -> list[str]:
+        """Feature column names, in CSV order."""
+        return [str(name) for name in self.features.columns]
+
+    def __len__(self) -> int:
+        return len(self.features)
+
+
+def file_sha256(path: str | os.PathLike[str]) -> str:
+    """Hex sha256 of a file's bytes, read in chunks.
+
+    Parameters
+    ----------
+    path : str or os.PathLike
+        The file to hash.
+
+    Returns
+    -------
+    str
+        64 lowercase hex digits.
+    """
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        while chunk := handle.read(_HASH_CHUNK):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def load_dataset(path: str | os.PathLike[str], label_column: str = "target") -> Dataset:
+    """Read a CSV of numeric feature columns plus one label column.
+
+    Every column other than ``label_column`` is a feature and must hold finite
+    numbers on every row. Labels may be integers or strings, but none may be missing.
+
+    Parameters
+    ----------
+    path : str or os.PathLike
+        CSV file with a header line.
+    label_column : str, default "target"
+        Name of the column holding the labels.
+
+    Returns
+    -------
+    Dataset
+        Features as float64 in CSV column order, labels, and the file's sha256.
+
+    Raises
+    ------
+    DatasetError
+        With a one-line message naming the file and, where it applies, the column,
+        the offending value and its line number.
+    ValueError
+        If ``label_column`` is empty.
+    """
+    if not label_column:
+        raise ValueError("label_column must be a non-empty column name")
+    path = Path(path)
+    raw = _read_bytes(path)
+    sha256 = hashlib.sha256(raw).hexdigest()
+    header, rows, line_numbers = _parse_csv(path, raw)
+
+    if label_column not in header:
+        present = ", ".join(header)
+        raise DatasetError(
+            f"{path}: label column {label_column!r} not found; columns present: {present}"
+        )
+    feature_names = [name for name in header if name != label_column]
+    if not feature_names:
+        raise DatasetError(f"{path}: no feature columns besides label column {label_column!r}")
+    if len(rows) < 2:
+        raise DatasetError(f"{path}: need at least 2 data rows, found {len(rows)}")
+
+    columns = list(zip(*rows, strict=True))
+    by_name = dict(zip(header, columns, strict=True))
+    features = pd.DataFrame(
+        {name: _numeric_column(path, name, by_name[name], line_numbers) for name in feature_names},
+        columns=feature_names,
+    )
+    labels = _label_column(path, label_column, by_name[label_column], line_numbers)
+    logger.debug(
+        "loaded dataset path=%s rows=%d features=%d sha256=%s",
+        path,
+        len(features),
+        len(feature_names),
+        sha256,
+    )
+    return Dataset(
+        features=features, labels=labels, label_column=label_column, sha256=sha256, path=path
+    )
+
+
+def write_iris_csv(path: str | os.PathLike[str]) -> Path:
+    """Write scikit-learn's bundled Iris data set as CSV (no download).
+
+    The columns are :data:`IRIS_COLUMNS`; ``target`` holds the class as 0, 1 or 2.
+    The file is written to a temporary name beside ``path`` and renamed into place,
+    so a reader never sees half a file.
+
+    Parameters
+    ----------
+    path : str or os.PathLike
+        Where to write; parent directories are created.
+
+    Returns
+    -------
+    pathlib.Path
+        The path written.
+    """
+    from sklearn.datasets import load_iris
+
+    path = Path(path)
+    iris = load_iris()
+    frame = pd.DataFrame(np.asarray(iris.data, dtype=np.float64), columns=list(IRIS_COLUMNS[:-1]))
+    frame[IRIS_COLUMNS[-1]] = np.asarray(iris.target, dtype=np.int64)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp_name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8", newline="") as handle:
+            frame.to_csv(handle, index=False, lineterminator="\n")
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(tmp_name, path)
+    except BaseException:
+        Path(tmp_name).unlink(missing_ok=True)
+        raise
+    logger.info("wrote iris path=%s rows=%d", path, len(frame))
+    return path
+
+
+def _read_bytes(path: Path) -> bytes:
+    if not path.exists():
+        raise DatasetError(f"dataset file not found: {path}")
+    if path.is_dir():
+        raise DatasetError(f"{path} is a directory, not a CSV file")
+    try:
+        return path.read_bytes()
+    except OSError as err:
+        raise DatasetError(f"cannot read {path}: {err.strerror or err}") from err
+
+
+def _parse_csv(path: Path, raw: bytes) -> tuple[list[str], list[list[str]], list[int]]:
+    """Header, data rows and the file line on which each data row starts."""
+    try:
+        text = raw.decode("utf-8-sig")
+    except UnicodeDecodeError as err:
+        raise DatasetError(
+            f"{path} is not UTF-8 text (bad byte at offset {err.start}); is it a CSV file?"
+        ) from err
+    reader = csv.reader(io.StringIO(text, newline=""), strict=True)
+    header: list[str] | None = None
+    rows: list[list[str]] = []
+    line_numbers: list[int] = []
+    last_line = 0
+    try:
+        for record in reader:
+            start_line = last_line + 1
+            last_line = reader.line_num
+            if not record or (len(record) == 1 and not record[0].strip()):
+                continue  # blank line
+            if header is None:
+                header = _check_header(path, record)
+                continue
+            if len(record) != len(header):
+                raise DatasetError(
+                    f"{path}: line {start_line} has {len(record)} fields, "
+                    f"the header has {len(header)}"
+                )
+            rows.append(record)
+            line_numbers.append(start_line)
+    except csv.Error as err:
+        raise DatasetError(f"{path}: malformed CSV at line {reader.line_num}: {err}") from err
+    if header is None:
+        raise DatasetError(f"{path} is empty: expected a header line of column names")
+    return header, rows, line_numbers
+
+
+def _check_header(path: Path, record: list[str]) -> list[str]:
+    header = [name.strip() for name in record]
+    seen: set[str] = set()
+    for position, name in enumerate(header, start=1):
+        if not name:
+            raise DatasetError(f"{path}: header column {position} has no name")
+        if name in seen:
+            raise DatasetError(f"{path}: column {name!r} appears more than once in the header")
+        seen.add(name)
+    return header
+
+
+def _missing_mask(cells: pd.Series) -> pd.Series:
+    return cells.str.lower().isin(_MISSING_TOKENS)
+
+
+def _numeric_column(
+    path: Path, name: str, values: tuple[str, ...], line_numbers: list[int]
+) -> pd.Series:
+    cells = pd.Series(values, dtype=object).str.strip()
+    numbers = pd.to_numeric(cells, errors="coerce").astype(np.float64)
+    missing = _missing_mask(cells)
+    bad = (numbers.isna() | np.isinf(numbers)) | missing
+    if bad.any():
+        row = int(np.flatnonzero(bad.to_numpy())[0])
+        line = line_numbers[row]
+        if missing.iloc[row]:
+            raise DatasetError(
+                f"{path}: feature column {name!r} has a missing value at line {line}"
+            )
+        if np.isnan(numbers.iloc[row]):
+            raise DatasetError(
+                f"{path}: feature column {name!r} is not numeric: {values[row]!r} at line {line}"
+            )
+        raise DatasetError(
+            f"{path}: feature column {name!r} has an infinite value {values[row]!r} at line {line}"
+        )
+    return numbers.rename(name)
+
+
+def _label_column(
+    path: Path, name: str, values: tuple[str, ...], line_numbers: list[int]
+) -> pd.Series:
+    cells = pd.Series(values, dtype=object).str.strip()
+    missing = _missing_mask(cells)
+    if missing.any():
+        line = line_numbers[int(np.flatnonzero(missing.to_numpy())[0])]
+        raise DatasetError(f"{path}: label column {name!r} has a missing value at line {line}")
+    numbers = pd.to_numeric(cells, errors="coerce").astype(np.float64)
+    whole = numbers.notna() & np.isfinite(numbers) & (numbers == np.floor(numbers))
+    if whole.all():
+        return numbers.astype(np.int64).rename(name)
+    return cells.astype(object).rename(name)

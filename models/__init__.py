@@ -1,0 +1,1 @@
+"""Models for driftloop: train classifiers and keep them in a versioned registry."""
