@@ -8,7 +8,7 @@ UV          := $(VENV)/bin/uv
 UV_VERSION  := 0.13.9
 STAMP       := $(VENV)/.installed
 
-.PHONY: setup test test-unit lint typecheck broker-start broker-stop broker-status demo bench clean
+.PHONY: setup demo test test-unit lint typecheck broker-start broker-stop broker-status bench clean
 
 setup: $(STAMP) data/iris.csv
 
@@ -46,6 +46,11 @@ broker-stop:
 
 broker-status:
 	$(PY) -m broker status
+
+# The loop on this machine: local broker, champion, consumer, producer with drift.
+demo: setup
+	$(PY) -m broker fetch
+	$(PY) -m demo
 
 bench: setup
 	$(PY) -m broker fetch

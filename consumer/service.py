@@ -91,7 +91,7 @@ class Champion:
 class _Partition:
     windower: CountWindower[RowMessage]
     last_offset: int | None = None
-    uncommitted: bool = False
+    committed: int | None = None
 
     def commit_position(self) -> int | None:
         """The first offset the next window still needs, or past everything consumed."""
@@ -142,6 +142,7 @@ class DriftMonitor:
         self.stats = Stats()
         self._partitions: dict[TopicPartition, _Partition] = {}
         self._sends: list[Any] = []
+        self._commit_in_flight = False
 
     # -- the loop ---------------------------------------------------------------
 
@@ -187,7 +188,6 @@ class DriftMonitor:
             for record in records:
                 self.stats.rows += 1
                 state.last_offset = record.offset
-                state.uncommitted = True
                 try:
                     message = decoder.decode(record.value)
                 except MalformedRowError as err:
@@ -203,15 +203,21 @@ class DriftMonitor:
         self.commit(sync=False)
 
     def commit(self, sync: bool, only: list[TopicPartition] | None = None) -> None:
-        """Commit, for each partition with progress, the first offset still needed."""
+        """Commit, for each partition whose position moved, the first offset still needed.
+
+        The position moves when a window completes (or rows were dead-lettered
+        with no window pending), so this commits about once per window.
+        """
+        if not sync and self._commit_in_flight:
+            return  # The next commit carries this one's offsets too.
         offsets = {}
         for tp, state in self._partitions.items():
             if only is not None and tp not in only:
                 continue
             position = state.commit_position()
-            if state.uncommitted and position is not None:
+            if position is not None and position != state.committed:
                 offsets[tp] = OffsetAndMetadata(position, "", -1)
-                state.uncommitted = False
+                state.committed = position
         if not offsets:
             return
         if sync:
@@ -219,7 +225,16 @@ class DriftMonitor:
         else:
             # Safe to commit asynchronously: if it is lost, the windows are judged
             # again under the same ids and archived to the same files.
-            self.consumer.commit_async(offsets, callback=_log_commit_failure)
+            self._commit_in_flight = True
+            self.consumer.commit_async(offsets, callback=self._commit_done)
+
+    def _commit_done(self, offsets: Any, response: Any) -> None:
+        self._commit_in_flight = False
+        if isinstance(response, Exception):
+            logger.warning("offset commit failed (the windows will be judged again): %s", response)
+            for tp in offsets:
+                if tp in self._partitions:
+                    self._partitions[tp].committed = None
 
     # -- judging ----------------------------------------------------------------
 
@@ -392,9 +407,3 @@ class _Rebalance(ConsumerRebalanceListener):
         logger.info(
             "assigned partitions %s", sorted(f"{tp.topic}/{tp.partition}" for tp in assigned)
         )
-
-
-def _log_commit_failure(offsets: Any, response: Any) -> None:
-    if isinstance(response, Exception):
-        logger.warning("offset commit failed (the windows will be judged again): %s", response)
-
