@@ -7,6 +7,7 @@ import logging
 import sys
 from pathlib import Path
 
+from broker.clients import quiet_client_logs
 from broker.errors import BrokerUnavailableError, LocalBrokerError
 from broker.local import DEFAULT_HOME, DEFAULT_LIB_DIR, LocalBroker, fetch_jars
 from broker.settings import KafkaSettings
@@ -38,7 +39,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
-    logging.getLogger("kafka").setLevel(logging.WARNING)
+    quiet_client_logs()
 
     broker = LocalBroker(home=args.home, port=args.port, lib_dir=args.lib_dir)
     try:

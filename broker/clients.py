@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 from kafka import KafkaConsumer, KafkaProducer
@@ -68,3 +69,13 @@ def manual_commit_consumer(
         raise BrokerUnavailableError(
             unreachable_message(settings.servers, BOOTSTRAP_TIMEOUT_S)
         ) from err
+
+
+def quiet_client_logs() -> None:
+    """Keep kafka-python's own logging to what a person running a service needs.
+
+    Its connection layer logs every refused connection at ERROR while it retries;
+    driftloop reports an unreachable broker itself, in one line.
+    """
+    logging.getLogger("kafka").setLevel(logging.WARNING)
+    logging.getLogger("kafka.net").setLevel(logging.CRITICAL)

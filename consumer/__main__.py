@@ -12,7 +12,7 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from broker.clients import manual_commit_consumer, reliable_producer
+from broker.clients import manual_commit_consumer, quiet_client_logs, reliable_producer
 from broker.errors import BrokerUnavailableError
 from broker.topics import ensure_topics
 from consumer.archive import WindowArchive
@@ -66,7 +66,7 @@ def main(argv: list[str] | None = None) -> int:
     flags = parse_args(argv)
     idle_exit = flags.pop("idle_exit", None)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
-    logging.getLogger("kafka").setLevel(logging.WARNING)
+    quiet_client_logs()
     try:
         settings = ConsumerSettings(**flags)
     except ValidationError as err:

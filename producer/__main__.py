@@ -14,7 +14,7 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from broker.clients import reliable_producer
+from broker.clients import quiet_client_logs, reliable_producer
 from broker.errors import BrokerUnavailableError
 from data.dataset import DatasetError, load_dataset
 from producer.messages import RowMessage
@@ -97,7 +97,7 @@ def main(argv: list[str] | None = None) -> int:
     flags = parse_args(argv)
     quiet = flags.pop("quiet", False)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
-    logging.getLogger("kafka").setLevel(logging.WARNING)
+    quiet_client_logs()
     try:
         settings = ProducerSettings(**flags)
         dataset = load_dataset(settings.data, label_column=settings.label_column)
