@@ -71,6 +71,28 @@ def manual_commit_consumer(
         ) from err
 
 
+def update_consumer(settings: KafkaSettings, client_id: str) -> KafkaConsumer:
+    """A consumer outside any group, for topics every instance reads whole (model updates).
+
+    Raises
+    ------
+    BrokerUnavailableError
+        When no broker answers within ``BOOTSTRAP_TIMEOUT_S``.
+    """
+    try:
+        return KafkaConsumer(
+            bootstrap_servers=settings.servers,
+            group_id=None,
+            client_id=client_id,
+            enable_auto_commit=False,
+            bootstrap_timeout_ms=int(BOOTSTRAP_TIMEOUT_S * 1000),
+        )
+    except KafkaError as err:
+        raise BrokerUnavailableError(
+            unreachable_message(settings.servers, BOOTSTRAP_TIMEOUT_S)
+        ) from err
+
+
 def quiet_client_logs() -> None:
     """Keep kafka-python's own logging to what a person running a service needs.
 

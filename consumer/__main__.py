@@ -12,10 +12,16 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from broker.clients import manual_commit_consumer, quiet_client_logs, reliable_producer
+from broker.clients import (
+    manual_commit_consumer,
+    quiet_client_logs,
+    reliable_producer,
+    update_consumer,
+)
 from broker.errors import BrokerUnavailableError
 from broker.topics import ensure_topics
 from consumer.archive import WindowArchive
+from consumer.model_updates import ModelUpdateFollower
 from consumer.service import Champion, DriftMonitor, NoChampionError
 from consumer.settings import ConsumerSettings
 from models.registry import Registry, RegistryError
@@ -74,10 +80,13 @@ def main(argv: list[str] | None = None) -> int:
         where = ".".join(str(p) for p in first["loc"]) or "settings"
         print(f"error: {where}: {first['msg']}", file=sys.stderr)
         return 2
-    try:
-        champion = Champion.from_registry(Registry.from_settings(settings), settings)
-    except (NoChampionError, RegistryError) as err:
-        print(f"error: {err}", file=sys.stderr)
+    registry = Registry.from_settings(settings)
+    if registry.champion_version() is None:
+        print(
+            f"error: no champion model in {registry.root}: train one first with "
+            "`python -m models train --data data/iris.csv`",
+            file=sys.stderr,
+        )
         return 2
 
     stopping = False
@@ -94,6 +103,14 @@ def main(argv: list[str] | None = None) -> int:
             settings.servers,
             [settings.rows_topic, settings.drift_topic, settings.dlq_topic],
         )
+        ensure_topics(settings.servers, [settings.model_updates_topic])
+        # Follow model updates before reading the registry: a promotion between
+        # the two is then seen as an update rather than missed.
+        updates = ModelUpdateFollower(
+            update_consumer(settings, client_id="driftloop-consumer-updates"),
+            settings.model_updates_topic,
+            settings.model_name,
+        )
         producer = reliable_producer(settings, client_id="driftloop-consumer-events")
         consumer = manual_commit_consumer(
             settings, group_id=settings.group_id, client_id="driftloop-consumer"
@@ -101,12 +118,19 @@ def main(argv: list[str] | None = None) -> int:
     except BrokerUnavailableError as err:
         print(f"error: {err}", file=sys.stderr)
         return 1
+    try:
+        champion = Champion.from_registry(registry, settings)
+    except (NoChampionError, RegistryError) as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
     monitor = DriftMonitor(
         settings,
         consumer,
         producer,
         champion,
         WindowArchive(settings.artifact_root, fsync=settings.archive_fsync),
+        registry=registry,
+        updates=updates,
     )
     try:
         stats = monitor.run(lambda: stopping, idle_timeout=idle_exit)
@@ -114,6 +138,7 @@ def main(argv: list[str] | None = None) -> int:
         producer.flush()
         producer.close()
         consumer.close(autocommit=False)
+        updates.close()
     logger.info("stopped: %s", stats.summary())
     return 0
 

@@ -26,9 +26,10 @@ from consumer.archive import WindowArchive
 from consumer.decoding import MalformedRowError, RowDecoder
 from consumer.detection import DriftResult, make_detector
 from consumer.events import DetectorInfo, DriftEvent, WindowRef, event_id_for
+from consumer.model_updates import ModelUpdateFollower
 from consumer.settings import ConsumerSettings
 from consumer.windowing import CountWindower, Window
-from models.registry import LoadedModel, Registry
+from models.registry import LoadedModel, Registry, RegistryError
 from producer.messages import RowMessage
 
 logger = logging.getLogger(__name__)
@@ -124,6 +125,9 @@ class DriftMonitor:
         The model to judge windows for.
     archive
         Where windows are written.
+    registry, updates
+        Where a new champion is loaded from, and the model-updates topic that says
+        when; without them the champion never changes.
     """
 
     def __init__(
@@ -133,12 +137,16 @@ class DriftMonitor:
         producer: KafkaProducer,
         champion: Champion,
         archive: WindowArchive,
+        registry: Registry | None = None,
+        updates: ModelUpdateFollower | None = None,
     ) -> None:
         self.settings = settings
         self.consumer = consumer
         self.producer = producer
         self.champion = champion
         self.archive = archive
+        self.registry = registry
+        self.updates = updates
         self.stats = Stats()
         self._partitions: dict[TopicPartition, _Partition] = {}
         self._sends: list[Any] = []
@@ -164,6 +172,7 @@ class DriftMonitor:
         last_rows = time.monotonic()
         try:
             while not should_stop():
+                self.follow_model_updates()
                 batch = self.consumer.poll(
                     timeout_ms=500, max_records=self.settings.max_poll_records
                 )
@@ -235,6 +244,40 @@ class DriftMonitor:
             for tp in offsets:
                 if tp in self._partitions:
                     self._partitions[tp].committed = None
+
+    def follow_model_updates(self) -> None:
+        """Switch to the champion a ModelUpdate names; later windows are judged for it."""
+        if self.updates is None or self.registry is None:
+            return
+        update = self.updates.poll()
+        if update is None or update.version == self.champion.metadata.version:
+            return
+        old = self.champion
+        try:
+            new = Champion(self.registry.load(update.version), self.settings)
+        except RegistryError as err:
+            logger.error(
+                "model update to v%d not applied, keeping %s: %s", update.version, old.label, err
+            )
+            return
+        if new.metadata.feature_names != old.metadata.feature_names:
+            logger.error(
+                "model update to %s not applied, keeping %s: its features %s differ from %s",
+                new.label,
+                old.label,
+                new.metadata.feature_names,
+                old.metadata.feature_names,
+            )
+            return
+        self.champion = new
+        logger.warning(
+            "MODEL SWITCH %s -> %s reference_sha256=%s drift_event=%s: "
+            "windows completed from now on are judged against the new reference",
+            old.label,
+            new.label,
+            new.metadata.reference_sha256[:12],
+            update.drift_event_id,
+        )
 
     # -- judging ----------------------------------------------------------------
 

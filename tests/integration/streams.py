@@ -5,14 +5,17 @@ from __future__ import annotations
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 from kafka import KafkaConsumer, TopicPartition
 
-from broker.clients import manual_commit_consumer, reliable_producer
+from broker.clients import manual_commit_consumer, reliable_producer, update_consumer
 from broker.settings import KafkaSettings
 from consumer.archive import WindowArchive
+from consumer.model_updates import ModelUpdateFollower
 from consumer.service import Champion, DriftMonitor, Stats
 from consumer.settings import ConsumerSettings
 from models.registry import Registry
@@ -41,25 +44,48 @@ def run_producer(env: dict[str, str], iris_csv: Path, *args: str) -> subprocess.
     return result
 
 
-def consume_windows(
-    kafka: KafkaSettings, artifact_root: Path, idle_timeout: float = 3.0, **overrides: Any
-) -> Stats:
-    """Run the consumer in-process until the rows topic has been idle for ``idle_timeout`` s."""
+@contextmanager
+def drift_monitor(
+    kafka: KafkaSettings, artifact_root: Path, **overrides: Any
+) -> Iterator[DriftMonitor]:
+    """The consumer's loop, built as `python -m consumer` builds it, closed on exit."""
     settings = ConsumerSettings(
         **kafka.model_dump(),
         artifact_root=artifact_root,
         group_id=f"test-{kafka.rows_topic}",
         **{"ks_backend": "fast", **overrides},
     )
+    registry = Registry(artifact_root, settings.model_name)
+    updates = ModelUpdateFollower(
+        update_consumer(settings, client_id="test-consumer-updates"),
+        settings.model_updates_topic,
+        settings.model_name,
+    )
     producer = reliable_producer(settings, client_id="test-consumer-events")
     consumer = manual_commit_consumer(settings, settings.group_id, client_id="test-consumer")
-    champion = Champion.from_registry(Registry(artifact_root, settings.model_name), settings)
-    monitor = DriftMonitor(settings, consumer, producer, champion, WindowArchive(artifact_root))
+    monitor = DriftMonitor(
+        settings,
+        consumer,
+        producer,
+        Champion.from_registry(registry, settings),
+        WindowArchive(artifact_root),
+        registry=registry,
+        updates=updates,
+    )
     try:
-        return monitor.run(lambda: False, idle_timeout=idle_timeout)
+        yield monitor
     finally:
         producer.close()
         consumer.close(autocommit=False)
+        updates.close()
+
+
+def consume_windows(
+    kafka: KafkaSettings, artifact_root: Path, idle_timeout: float = 3.0, **overrides: Any
+) -> Stats:
+    """Run the consumer in-process until the rows topic has been idle for ``idle_timeout`` s."""
+    with drift_monitor(kafka, artifact_root, **overrides) as monitor:
+        return monitor.run(lambda: False, idle_timeout=idle_timeout)
 
 
 def read_topic(kafka: KafkaSettings, topic: str, timeout: float = 15.0) -> list[Any]:

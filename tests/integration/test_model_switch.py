@@ -1,0 +1,103 @@
+"""A running consumer switches to a promoted champion on a ModelUpdate, without a restart."""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+
+import numpy as np
+from kafka import KafkaProducer
+
+from broker.settings import KafkaSettings
+from consumer.events import DriftEvent
+from data.dataset import load_dataset
+from models.promotion import ModelUpdate
+from models.registry import Registry
+from models.training import evaluate, train_classifier
+from tests.integration.streams import drift_monitor, read_topic, run_producer
+
+WINDOW = 50
+
+
+def promote_model_trained_on_noised_iris(registry: Registry, iris_csv: Path) -> ModelUpdate:
+    """What the retraining DAG does, done by hand: a champion for the drifted data."""
+    iris = load_dataset(iris_csv)
+    rng = np.random.default_rng(11)
+    noised = iris.features.to_numpy() + rng.normal(3.0, 1.0, iris.features.shape)
+    estimator = train_classifier(noised, iris.labels, seed=7)
+    metadata = registry.register(
+        estimator,
+        noised,
+        feature_names=iris.feature_names,
+        label_column=iris.label_column,
+        training_data_sha256=iris.sha256,
+        metrics=evaluate(estimator, noised, iris.labels),
+        cause="test: drifted Iris",
+        decision="promoted",
+        parent_version=1,
+        training_rows=len(noised),
+    )
+    registry.promote(metadata.version)
+    return ModelUpdate(
+        model_name=registry.model_name,
+        version=metadata.version,
+        previous_version=1,
+        drift_event_id="test",
+        challenger_metrics=metadata.metrics,
+        champion_metrics={"accuracy": 0.3},
+        model_path=str(registry.version_dir(metadata.version)),
+        reference_path=str(registry.version_dir(metadata.version) / "reference.npy"),
+        reference_sha256=metadata.reference_sha256,
+        promoted_at=datetime.now(UTC),
+    )
+
+
+def wait_for(condition, timeout: float, what: str) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, f"timed out waiting for {what}"
+        time.sleep(0.1)
+
+
+def test_consumer_judges_windows_after_a_model_update_against_the_new_reference(
+    kafka_settings: KafkaSettings,
+    kafka_env: dict[str, str],
+    iris_csv: Path,
+    artifact_root: Path,
+) -> None:
+    registry = Registry(artifact_root)
+    stop = threading.Event()
+    with drift_monitor(kafka_settings, artifact_root, window_size=WINDOW) as monitor:
+        loop = threading.Thread(target=monitor.run, args=(stop.is_set,))
+        loop.start()
+        try:
+            run_producer(kafka_env, iris_csv, "--count", "300", "--drift-after", "0", "--seed", "1")
+            wait_for(lambda: monitor.stats.windows == 6, 60, "six drifted windows")
+            assert monitor.stats.drift_events == 6
+
+            update = promote_model_trained_on_noised_iris(registry, iris_csv)
+            with KafkaProducer(bootstrap_servers=kafka_settings.servers) as producer:
+                producer.send(kafka_settings.model_updates_topic, update.to_bytes()).get(10)
+            wait_for(lambda: monitor.champion.metadata.version == 2, 30, "the model switch")
+
+            run_producer(kafka_env, iris_csv, "--count", "300", "--drift-after", "0", "--seed", "2")
+            wait_for(lambda: monitor.stats.windows == 12, 60, "six more windows")
+        finally:
+            stop.set()
+            loop.join(timeout=30)
+
+    events = [
+        DriftEvent.from_bytes(r.value)
+        for r in read_topic(kafka_settings, kafka_settings.drift_topic)
+    ]
+    assert {e.model_version for e in events if e.window.first_offset < 300} == {1}
+    after = [e for e in events if e.window.first_offset >= 300]
+    assert len(after) <= 1, "the drifted data is what the new champion was trained on"
+    verdicts = sorted((artifact_root / "archive" / kafka_settings.rows_topic / "0").glob("*.json"))
+    judged_by = [json.loads(p.read_text())["model_version"] for p in verdicts]
+    assert judged_by == [1] * 6 + [2] * 6
+    reference = {json.loads(p.read_text())["reference_sha256"] for p in verdicts[6:]}
+    assert reference == {update.reference_sha256}
