@@ -12,6 +12,9 @@ import pytest
 from broker.local import DEFAULT_LIB_DIR, LocalBroker, free_port
 from broker.settings import KafkaSettings
 from broker.topics import ensure_topics
+from data.dataset import load_dataset, write_iris_csv
+from models.registry import Registry
+from models.training import train_and_register
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -66,3 +69,15 @@ def kafka_env(kafka_settings: KafkaSettings) -> dict[str, str]:
         }
     )
     return env
+
+
+@pytest.fixture(scope="session")
+def iris_csv(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return write_iris_csv(tmp_path_factory.mktemp("data") / "iris.csv")
+
+
+@pytest.fixture
+def artifact_root(tmp_path: Path, iris_csv: Path) -> Path:
+    """An artifact root whose registry has a champion trained on Iris."""
+    train_and_register(Registry(tmp_path / "var"), load_dataset(iris_csv), seed=7)
+    return tmp_path / "var"
