@@ -280,8 +280,7 @@ class LocalBroker:
             "kafka.tools.StorageTool",
             "format",
             "--standalone",
-            "-t",
-            _cluster_id(),
+            f"--cluster-id={_cluster_id()}",
             "-c",
             str(self._properties),
         ]
