@@ -58,3 +58,13 @@ def update_messages(update_json: str) -> Iterator[tuple[bytes, bytes]]:
     """
     update = ModelUpdate.model_validate_json(update_json)
     yield update.model_name.encode(), update.to_bytes()
+
+
+def raise_on_delivery_error(err: object, message: object) -> None:
+    """Delivery callback for the produce operator: fail the task if the update was not delivered.
+
+    The provider's default callback only logs, which would let a run mark its event
+    handled with no ModelUpdate on the topic. confluent-kafka re-raises this from ``flush()``.
+    """
+    if err is not None:
+        raise RuntimeError(f"model update not delivered: {err}")

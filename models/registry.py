@@ -24,13 +24,19 @@ import os
 import re
 import shutil
 import tempfile
+import warnings
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Literal, get_args
 
 import numpy as np
-import skops.io
+
+with warnings.catch_warnings():
+    # skops walks every loaded module when it is first imported; inside an Airflow
+    # process that trips ~1,600 deprecation shims, each a warning in the task log.
+    warnings.simplefilter("ignore")
+    import skops.io
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, ValidationError, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
