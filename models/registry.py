@@ -31,12 +31,6 @@ from pathlib import Path
 from typing import Any, Literal, get_args
 
 import numpy as np
-
-with warnings.catch_warnings():
-    # skops walks every loaded module when it is first imported; inside an Airflow
-    # process that trips ~1,600 deprecation shims, each a warning in the task log.
-    warnings.simplefilter("ignore")
-    import skops.io
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, ValidationError, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
@@ -334,8 +328,8 @@ class Registry:
         staging = Path(tempfile.mkdtemp(dir=self.versions_dir, prefix=_TMP_PREFIX))
         try:
             model_path = staging / MODEL_FILE
-            skops.io.dump(estimator, model_path)
-            _check_types(skops.io.get_untrusted_types(file=model_path), "the estimator")
+            _skops().dump(estimator, model_path)
+            _check_types(_skops().get_untrusted_types(file=model_path), "the estimator")
             _fsync_file(model_path)
             reference_path = staging / REFERENCE_FILE
             with open(reference_path, "wb") as handle:
@@ -442,9 +436,9 @@ class Registry:
         reference_bytes = self._read_verified(version, REFERENCE_FILE, metadata.reference_sha256)
         model_path = self.version_dir(version) / MODEL_FILE
         try:
-            untrusted = skops.io.get_untrusted_types(data=model_bytes)
+            untrusted = _skops().get_untrusted_types(data=model_bytes)
             _check_types(untrusted, str(model_path))
-            estimator = skops.io.load(io.BytesIO(model_bytes), trusted=untrusted)
+            estimator = _skops().load(io.BytesIO(model_bytes), trusted=untrusted)
         except RegistryError:
             raise
         except Exception as err:
@@ -540,6 +534,21 @@ class Registry:
                 f"but metadata.json records {expected}"
             )
         return data
+
+
+def _skops() -> Any:
+    """``skops.io``, imported on first use.
+
+    Importing it imports scikit-learn, seconds of start-up that reading metadata
+    and pointers (the retraining DAG's decisions, ``models list``) never needs. It
+    also walks every loaded module, which inside an Airflow process trips ~1,600
+    deprecation shims, each a warning in the task log: hence the quiet import.
+    """
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        import skops.io
+
+    return skops.io
 
 
 def _check_types(untrusted: list[str], what: str) -> None:

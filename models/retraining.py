@@ -53,7 +53,6 @@ from models.registry import (
     VersionMetadata,
 )
 from models.registry import Decision as VersionDecision
-from models.training import evaluate, train_classifier
 
 logger = logging.getLogger(__name__)
 
@@ -780,6 +779,10 @@ def train_challenger(
     n_train = len(rows) - n_holdout
     x_train, y_train = rows.features[:n_train], labels[:n_train]
     x_holdout, y_holdout = rows.features[n_train:], labels[n_train:]
+
+    # Imported here: scikit-learn costs seconds that the sensor's filter and the
+    # decision, which share this module, do not need.
+    from models.training import evaluate, train_classifier
 
     challenger = train_classifier(x_train, y_train, seed=settings.seed)
     challenger_metrics = evaluate(challenger, x_holdout, y_holdout)
