@@ -32,6 +32,8 @@ logger = logging.getLogger("consumer")
 def parse_args(argv: list[str] | None) -> dict[str, Any]:
     parser = argparse.ArgumentParser(
         prog="python -m consumer",
+        epilog="`python -m consumer report --help`: render the drift timeline (PNG and HTML) "
+        "from what the consumer archived.",
         description="Window the rows topic per partition, run Alibi Detect's KSDrift on each "
         "window against the champion model's reference data, log every window, alert on "
         "drift and publish a DriftEvent per drifted window. Every flag can also be set as "
@@ -69,7 +71,13 @@ def parse_args(argv: list[str] | None) -> dict[str, Any]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    flags = parse_args(argv)
+    args = sys.argv[1:] if argv is None else argv
+    if args[:1] == ["report"]:
+        # Imported only here: the report loads matplotlib, the consumer never needs it.
+        from consumer.report import main as report
+
+        return report(args[1:])
+    flags = parse_args(args)
     idle_exit = flags.pop("idle_exit", None)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
     quiet_client_logs()
