@@ -8,7 +8,7 @@ UV          := $(VENV)/bin/uv
 UV_VERSION  := 0.13.9
 STAMP       := $(VENV)/.installed
 
-.PHONY: setup demo test test-unit lint typecheck broker-start broker-stop broker-status bench clean
+.PHONY: setup demo demo-explore test test-unit lint typecheck broker-start broker-stop broker-status bench clean
 
 setup: $(STAMP) data/iris.csv
 
@@ -47,10 +47,15 @@ broker-stop:
 broker-status:
 	$(PY) -m broker status
 
-# The loop on this machine: local broker, champion, consumer, producer with drift.
+# The whole loop on this machine, narrated: broker, champion, Airflow, consumer, producer.
 demo: setup
 	$(PY) -m broker fetch
 	$(PY) -m demo
+
+# The same, left running at the end for exploring (Ctrl-C stops it all).
+demo-explore: setup
+	$(PY) -m broker fetch
+	$(PY) -m demo --keep-running
 
 bench: setup
 	$(PY) -m broker fetch

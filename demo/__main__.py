@@ -1,191 +1,182 @@
-"""`python -m demo`: start a local broker, train a champion, stream clean then noised rows.
+"""`python -m demo`: the whole loop on this machine with one command, narrated.
 
-Everything the demo starts it also stops, on success, on error and on Ctrl-C;
-a broker that was already running is left running.
+Starts (or reuses) a Kafka broker, trains the first champion, starts Airflow
+standalone with the retraining DAG, the consumer and a producer that turns from
+clean rows to the tutorial's noise, and tells what happens until the alerts stop.
+Ends with a summary and the drift timeline, and stops everything it started, also
+on Ctrl-C; ``--keep-running`` leaves the loop up for exploring.
 """
 
 from __future__ import annotations
 
 import argparse
-import os
-import re
+import shutil
 import signal
-import subprocess
 import sys
-import threading
 import time
+import uuid
 from pathlib import Path
+from types import FrameType
 
-from broker.local import LocalBroker
 from broker.settings import KafkaSettings
-from broker.topics import ensure_topics
-from models.registry import Registry, RegistrySettings
-
-ROOT = Path(__file__).resolve().parents[1]
+from data.dataset import load_dataset, write_iris_csv
+from demo.loop import run_loop
+from demo.stack import REPO, Stack, StackError, port_open, worth_showing
+from models.registry import Registry
+from models.training import train_and_register
 
 
 def say(text: str) -> None:
     print(f"\n==> {text}", flush=True)
 
 
-class Process:
-    """A child process whose output is echoed with a prefix and kept for inspection."""
-
-    def __init__(self, name: str, cmd: list[str], env: dict[str, str]) -> None:
-        self.name = name
-        self.lines: list[str] = []
-        self.popen = subprocess.Popen(
-            cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, cwd=ROOT
-        )
-        self._reader = threading.Thread(target=self._echo, daemon=True)
-        self._reader.start()
-
-    def _echo(self) -> None:
-        assert self.popen.stdout is not None
-        for line in self.popen.stdout:
-            self.lines.append(line.rstrip())
-            print(f"[{self.name}] {line.rstrip()}", flush=True)
-
-    def count(self, pattern: str) -> int:
-        regex = re.compile(pattern)
-        return sum(1 for line in list(self.lines) if regex.search(line))
-
-    def stop(self, timeout: float = 20.0) -> int:
-        if self.popen.poll() is None:
-            self.popen.send_signal(signal.SIGTERM)
-            try:
-                self.popen.wait(timeout=timeout)
-            except subprocess.TimeoutExpired:
-                self.popen.kill()
-                self.popen.wait()
-        self._reader.join(timeout=5)
-        return self.popen.returncode
-
-
-def main(argv: list[str] | None = None) -> int:
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(
         prog="python -m demo",
-        description="Run the streaming loop locally: Kafka broker, champion model, consumer, "
-        "and a producer that sends clean rows and then the tutorial's noise.",
+        description="Run the whole driftloop loop locally and narrate it: Kafka broker, "
+        "champion model, Airflow standalone (UI on 127.0.0.1), consumer, and a producer that "
+        "sends clean rows, then the tutorial's noise. Kafka is KAFKA_BOOTSTRAP_SERVERS "
+        "(default localhost:9092): a broker answering there is used with topics of the demo's "
+        "own, otherwise one is started.",
     )
-    parser.add_argument("--rows", type=int, default=600, help="rows to send (default 600)")
+    parser.add_argument(
+        "--workdir",
+        type=Path,
+        default=REPO / "var" / "demo",
+        help="state of the run: registry, archive, Airflow home, logs (default var/demo; "
+        "emptied at start)",
+    )
+    parser.add_argument("--airflow-port", type=int, default=8080, help="Airflow UI (8080)")
+    parser.add_argument("--rate", type=float, default=100, help="rows per second (default 100)")
     parser.add_argument(
         "--drift-after", type=int, default=300, help="noise from this row on (default 300)"
     )
-    parser.add_argument("--rate", type=float, default=100, help="rows per second (default 100)")
     parser.add_argument("--window-size", type=int, default=50, help="rows per window (default 50)")
-    args = parser.parse_args(argv)
+    parser.add_argument(
+        "--windows-after-switch",
+        type=int,
+        default=6,
+        help="windows to watch the new champion judge before ending (default 6)",
+    )
+    parser.add_argument(
+        "--keep-running",
+        action="store_true",
+        help="leave the broker, Airflow and the consumer running at the end, until Ctrl-C",
+    )
+    parser.add_argument("--timeout", type=float, default=600, help="give up after (s, 600)")
+    return parser.parse_args(argv)
 
-    env = dict(os.environ)
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    signal.signal(signal.SIGTERM, _interrupt)
     kafka = KafkaSettings()
-    registry_settings = RegistrySettings()
-    started: list[Process] = []
-    broker: LocalBroker | None = None
+    host, _, port = kafka.servers[0].rpartition(":")
+    if port_open(host, int(port)):
+        # Someone's broker: keep out of their topics.
+        suffix = uuid.uuid4().hex[:6]
+        kafka = kafka.model_copy(
+            update={
+                "rows_topic": f"{kafka.rows_topic}-demo-{suffix}",
+                "drift_topic": f"{kafka.drift_topic}-demo-{suffix}",
+                "model_updates_topic": f"{kafka.model_updates_topic}-demo-{suffix}",
+                "dlq_topic": f"{kafka.dlq_topic}-demo-{suffix}",
+            }
+        )
+    if port_open("127.0.0.1", args.airflow_port):
+        print(
+            f"error: port {args.airflow_port} is taken; stop what uses it or pass --airflow-port",
+            file=sys.stderr,
+        )
+        return 1
+    shutil.rmtree(args.workdir, ignore_errors=True)
+    stack = Stack(
+        args.workdir,
+        kafka=kafka,
+        airflow_port=args.airflow_port,
+        echo=sys.stdout,
+        show=worth_showing,
+    )
+    assert stack.artifact_root is not None
+    started = time.monotonic()
     try:
-        say(f"Kafka at {kafka.bootstrap_servers}")
-        host, _, port = kafka.servers[0].rpartition(":")
-        if host in ("localhost", "127.0.0.1") and not _answers(kafka):
-            broker = LocalBroker(port=int(port))
-            print(f"no broker answering; starting one (log: {broker.log_file})")
-            broker.start()
-        ensure_topics(
-            kafka.servers,
-            [kafka.rows_topic, kafka.drift_topic, kafka.model_updates_topic, kafka.dlq_topic],
-        )
+        say(f"Kafka at {kafka.bootstrap_servers}, topics {kafka.rows_topic} / {kafka.drift_topic}")
+        stack.ensure_broker()
+        if stack.broker is not None:
+            print(f"started a local broker (log: {stack.broker.log_file})")
 
-        data = ROOT / "data" / "iris.csv"
+        data = REPO / "data" / "iris.csv"
         if not data.exists():
-            say("preparing data/iris.csv from scikit-learn's bundled Iris")
-            _run([sys.executable, "-m", "data", "prepare", "--out", str(data)], env)
-        registry = Registry.from_settings(registry_settings)
-        if registry.champion_version() is None:
-            say("training the first model; it becomes champion")
-            _run([sys.executable, "-m", "models", "train", "--data", str(data)], env)
-        else:
-            print(f"champion: {registry.model_name} v{registry.champion_version()}")
-
-        say(f"starting the consumer (windows of {args.window_size} rows)")
-        consumer = Process(
-            "consumer",
-            [sys.executable, "-m", "consumer", "--window-size", str(args.window_size)],
-            env,
-        )
-        started.append(consumer)
-        _wait(lambda: consumer.count(r"consuming topic=") > 0, 90, consumer, "consumer start")
-
+            write_iris_csv(data)
+        registry = Registry(stack.artifact_root)
+        first = train_and_register(registry, load_dataset(data))
         say(
-            f"producing {args.rows} rows at {args.rate:g}/s; Gaussian noise (mean 3, std 1) "
-            f"on every feature from row {args.drift_after}"
+            f"trained the first model on {data.name}: {first.model_name} v{first.version}, "
+            f"held-out accuracy {first.metrics['accuracy']:.2f}; it is the champion"
         )
-        producer = Process(
-            "producer",
-            [
-                sys.executable,
-                "-m",
-                "producer",
-                "--data",
-                str(data),
-                "--rate",
-                str(args.rate),
-                "--count",
-                str(args.rows),
-                "--drift-after",
-                str(args.drift_after),
-                "--seed",
-                "7",
-            ],
-            env,
+        report = run_loop(
+            stack,
+            data,
+            rate=args.rate,
+            drift_after=args.drift_after,
+            window_size=args.window_size,
+            windows_after_switch=args.windows_after_switch,
+            timeout=args.timeout,
+            narrate=say,
         )
-        started.append(producer)
-        if producer.popen.wait() != 0:
-            raise SystemExit("the producer failed; see its output above")
-        windows = args.rows // args.window_size
-        _wait(
-            lambda: consumer.count(r" drift=(yes|no)") >= windows, 60, consumer, "the last window"
-        )
-        consumer.stop()
-        alerts = consumer.count(r"DRIFT \*\*\*")
+        after = report.windows(report.new_version)
         say(
-            f"done: {consumer.count(r' drift=(yes|no)')} windows judged, {alerts} drift alerts, "
-            f"{consumer.count('dead-letter')} dead letters; "
-            f"windows archived under {registry_settings.artifact_root}/archive"
+            "the alerts stopped: the new champion was trained on the drifted data"
+            if not any(v["is_drift"] for v in after)
+            else f"{sum(v['is_drift'] for v in after)} of {len(after)} windows still alerted"
         )
+        from consumer.report import load_timeline, render
+
+        png, html = render(load_timeline(stack.artifact_root), stack.artifact_root / "reports")
+        rows = sum(v["window"]["size"] for v in report.verdicts)
+        drifted = sum(v["is_drift"] for v in report.verdicts)
+        versions = ", ".join(f"v{m.version} ({m.decision})" for m in registry.versions())
+        say(
+            f"summary: {rows} rows in {len(report.verdicts)} windows, {drifted} drift events, "
+            f"model versions {versions}, champion v{registry.champion_version()}; "
+            f"drift event → retrain task start {report.event_to_retrain_s:.1f} s, → consumer "
+            f"on the new model {report.event_to_new_model_s:.1f} s; took "
+            f"{time.monotonic() - started:.0f} s"
+        )
+        print(f"drift timeline: {png}\n                {html}")
+        if args.keep_running:
+            _explore(stack)
         return 0
+    except StackError as err:
+        say(f"the demo stopped: {err}")
+        print(f"logs of every process: {stack.workdir / 'logs'}")
+        return 1
     except KeyboardInterrupt:
-        say("interrupted; stopping what the demo started")
+        say("interrupted")
         return 130
     finally:
-        for process in reversed(started):
-            process.stop()
-        if broker is not None:
-            broker.stop()
+        say("stopping everything the demo started")
+        stack.close()
 
 
-def _answers(kafka: KafkaSettings) -> bool:
-    import socket
+def _explore(stack: Stack) -> None:
+    env = " ".join(
+        f"{k}={v}"
+        for k, v in stack.env().items()
+        if k.startswith("DRIFTLOOP_") or k == "KAFKA_BOOTSTRAP_SERVERS"
+    )
+    say(
+        "still running for exploring; Ctrl-C stops it all.\n"
+        f"    Airflow UI: http://127.0.0.1:{stack.airflow_port} (login above)\n"
+        f"    consumer log: {stack.workdir / 'logs' / 'consumer.log'}\n"
+        f"    more rows:  {env} .venv/bin/python -m producer --rate 50 --count 300"
+    )
+    while True:
+        time.sleep(3600)
 
-    host, _, port = kafka.servers[0].rpartition(":")
-    with socket.socket() as sock:
-        sock.settimeout(1)
-        return sock.connect_ex((host, int(port))) == 0
 
-
-def _run(cmd: list[str], env: dict[str, str]) -> None:
-    result = subprocess.run(cmd, env=env, cwd=ROOT, check=False)
-    if result.returncode != 0:
-        raise SystemExit(f"command failed: {' '.join(cmd)}")
-
-
-def _wait(condition, timeout: float, process: Process, what: str) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        if process.popen.poll() is not None:
-            raise SystemExit(
-                f"the {process.name} exited ({process.popen.returncode}) before {what}"
-            )
-        if time.monotonic() > deadline:
-            raise SystemExit(f"timed out after {timeout:.0f} s waiting for {what}")
-        time.sleep(0.2)
+def _interrupt(signum: int, frame: FrameType | None) -> None:
+    raise KeyboardInterrupt
 
 
 if __name__ == "__main__":

@@ -17,7 +17,7 @@ import threading
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from contextlib import suppress
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -121,6 +121,8 @@ class Stack:
         Port of Airflow's API server and UI, on 127.0.0.1.
     echo
         Where to echo the processes' output (None: keep it quiet, logs only).
+    show
+        Which output lines to echo: called with the process name and the line.
     """
 
     workdir: Path
@@ -128,6 +130,7 @@ class Stack:
     artifact_root: Path | None = None
     airflow_port: int = 8080
     echo: TextIO | None = None
+    show: Callable[[str, str], bool] = lambda name, line: True
     processes: list[Process] = field(default_factory=list)
     broker: LocalBroker | None = None
 
@@ -168,7 +171,7 @@ class Stack:
     def ensure_broker(self) -> None:
         """Use the broker at the bootstrap address, or start a local one there."""
         host, _, port = self.kafka.servers[0].rpartition(":")
-        if not _port_open(host, int(port)):
+        if not port_open(host, int(port)):
             if host not in ("localhost", "127.0.0.1"):
                 raise StackError(f"no Kafka broker answers at {self.kafka.bootstrap_servers}")
             self.broker = LocalBroker(
@@ -185,13 +188,16 @@ class Stack:
             ],
         )
 
-    def start(
-        self, name: str, args: list[str], show: Callable[[str], bool] = lambda line: True
-    ) -> Process:
-        """Start ``python -m <args>`` (or a program on the venv's PATH) as part of the stack."""
+    def start(self, name: str, args: list[str]) -> Process:
+        """Start ``python -m <args>`` (or a program given by absolute path) in the stack."""
         cmd = [sys.executable, "-m", *args] if not args[0].startswith("/") else args
         process = Process(
-            name, cmd, self.env(), self.workdir / "logs" / f"{name}.log", self.echo, show
+            name,
+            cmd,
+            self.env(),
+            self.workdir / "logs" / f"{name}.log",
+            self.echo,
+            lambda line: self.show(name, line),
         )
         self.processes.append(process)
         return process
@@ -200,7 +206,7 @@ class Stack:
         """Start ``airflow standalone`` and return a REST client once the API answers."""
         self.airflow_home.mkdir(parents=True, exist_ok=True)
         airflow = str(Path(sys.executable).parent / "airflow")
-        process = self.start("airflow", [airflow, "standalone"], show=_airflow_worth_showing)
+        process = self.start("airflow", [airflow, "standalone"])
         client = AirflowClient(self.airflow_port, self.airflow_home)
         wait_until(
             lambda: process.matching("Airflow is ready") and client.login(),
@@ -314,15 +320,7 @@ def wait_until(condition: Callable[[], Any], timeout: float, what: str, *watch: 
         time.sleep(0.25)
 
 
-def iter_json_lines(path: Path) -> Iterator[dict[str, Any]]:
-    """Parsed JSON objects, one per line of ``path``."""
-    with open(path) as lines:
-        for line in lines:
-            if line.strip():
-                yield json.loads(line)
-
-
-def _port_open(host: str, port: int) -> bool:
+def port_open(host: str, port: int) -> bool:
     import socket
 
     with socket.socket() as sock:
@@ -330,9 +328,28 @@ def _port_open(host: str, port: int) -> bool:
         return sock.connect_ex((host, port)) == 0
 
 
-def _airflow_worth_showing(line: str) -> bool:
-    """Airflow standalone is chatty; show its banner and errors, not every component's log."""
-    return "standalone |" in line or " ERROR " in line or "Traceback" in line
+def worth_showing(name: str, line: str) -> bool:
+    """The lines of each process a person watching the loop wants to see.
+
+    The consumer's windows, alerts and switches; Airflow's own banner; errors.
+    """
+    if "ERROR" in line or "Traceback" in line or "error:" in line:
+        return True
+    if name == "consumer":
+        return any(key in line for key in (" window=", "DRIFT", "MODEL SWITCH", "dead-letter"))
+    if name == "airflow":
+        return line.startswith("standalone |") and "Password" not in line
+    return False
 
 
-__all__ = ["DAG_ID", "AirflowClient", "Process", "Stack", "StackError", "free_port", "wait_until"]
+__all__ = [
+    "DAG_ID",
+    "AirflowClient",
+    "Process",
+    "Stack",
+    "StackError",
+    "free_port",
+    "port_open",
+    "wait_until",
+    "worth_showing",
+]
