@@ -8,7 +8,7 @@ UV          := $(VENV)/bin/uv
 UV_VERSION  := 0.13.9
 STAMP       := $(VENV)/.installed
 
-.PHONY: setup demo demo-explore test test-unit lint typecheck broker-start broker-stop broker-status bench clean
+.PHONY: setup demo demo-explore test test-unit lint typecheck broker-start broker-stop broker-status bench bench-loop clean
 
 setup: $(STAMP) data/iris.csv
 
@@ -60,6 +60,11 @@ demo-explore: setup
 bench: setup
 	$(PY) -m broker fetch
 	$(PY) -m bench
+
+# How fast the loop reacts under airflow standalone: drift event → retrain, → consumer switch.
+bench-loop: setup
+	$(PY) -m broker fetch
+	$(PY) -m bench.loop_latency
 
 clean:
 	-$(PY) -m broker stop
