@@ -8,7 +8,7 @@ UV          := $(VENV)/bin/uv
 UV_VERSION  := 0.13.9
 STAMP       := $(VENV)/.installed
 
-.PHONY: setup demo demo-explore test test-unit lint typecheck broker-start broker-stop broker-status bench bench-loop clean
+.PHONY: setup demo demo-explore test test-unit lint typecheck broker-start broker-stop broker-status bench bench-loop lock clean
 
 setup: $(STAMP) data/iris.csv
 
@@ -65,6 +65,11 @@ bench: setup
 bench-loop: setup
 	$(PY) -m broker fetch
 	$(PY) -m bench.loop_latency
+
+# Re-resolve requirements.lock after changing pyproject.toml's dependencies.
+lock:
+	$(UV) pip compile pyproject.toml --extra dev --extra postgres --python-version 3.11 \
+		--generate-hashes -o requirements.lock
 
 clean:
 	-$(PY) -m broker stop
