@@ -18,6 +18,7 @@ from broker.clients import quiet_client_logs, reliable_producer
 from broker.errors import BrokerUnavailableError
 from data.dataset import DatasetError, load_dataset
 from producer.messages import RowMessage
+from producer.metrics import ProducerMetrics
 from producer.replay import DriftPlan, Pacer, replay
 from producer.settings import ProducerSettings
 
@@ -54,6 +55,10 @@ def parse_args(argv: list[str] | None) -> dict[str, Any]:
     )
     parser.add_argument("--bootstrap-servers", help="Kafka host:port list")
     parser.add_argument("--rows-topic", help="topic to write to (default rows)")
+    parser.add_argument(
+        "--metrics-port", type=int, help="serve Prometheus metrics on this port (default off)"
+    )
+    parser.add_argument("--metrics-host", help="address for the metrics server (127.0.0.1)")
     parser.add_argument("--quiet", action="store_true", help="no progress line")
     args = vars(parser.parse_args(argv))
     return {k: v for k, v in args.items() if v is not None}
@@ -129,6 +134,9 @@ def main(argv: list[str] | None = None) -> int:
         return 1
 
     signal.signal(signal.SIGTERM, _raise_interrupt)
+    metrics = ProducerMetrics()
+    if settings.metrics_port is not None:
+        metrics.serve(settings.metrics_port, settings.metrics_host)
     failures: list[Exception] = []
     key = settings.stream_name.encode()
     pacer = Pacer(settings.rate)
@@ -155,10 +163,12 @@ def main(argv: list[str] | None = None) -> int:
                 features=row.features,
                 label=row.label,
             )
+            noised = plan.after is not None and row.seq >= plan.after
             future = producer.send(settings.rows_topic, key=key, value=message.to_bytes())
-            future.add_errback(failures.append)
+            future.add_callback(_count, metrics.rows_sent.labels(noised="yes" if noised else "no"))
+            future.add_errback(_failed, failures, metrics)
             sent += 1
-            progress.update(sent, plan.after is not None and row.seq >= plan.after)
+            progress.update(sent, noised)
             if failures:
                 break
             row = next(rows, None)
@@ -176,6 +186,15 @@ def main(argv: list[str] | None = None) -> int:
         "sent %d rows to %s%s", sent, settings.rows_topic, " (interrupted)" if interrupted else ""
     )
     return 130 if interrupted else 0
+
+
+def _count(counter: Any, metadata: Any) -> None:
+    counter.inc()
+
+
+def _failed(failures: list[Exception], metrics: ProducerMetrics, err: Exception) -> None:
+    metrics.send_failures.inc()
+    failures.append(err)
 
 
 def _one_line(err: Exception) -> str:

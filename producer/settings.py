@@ -36,6 +36,10 @@ class ProducerSettings(KafkaSettings):
     """Seed for the order and the noise; a run with a seed repeats exactly."""
     shuffle: bool = True
     """Shuffle rows each pass (a CSV sorted by class would otherwise look drifted)."""
+    metrics_port: int | None = Field(default=None, ge=1, le=65535)
+    """Serve Prometheus metrics on this port; off when unset."""
+    metrics_host: str = "127.0.0.1"
+    """Address the metrics server binds (0.0.0.0 to be scraped from other hosts)."""
 
     @field_validator("drift_features", mode="before")
     @classmethod
