@@ -5,10 +5,22 @@ from __future__ import annotations
 import csv
 import io
 import os
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from pathlib import Path
 
 from consumer.events import DriftEvent
+
+_CSV_SPECIALS = (",", '"', "\r", "\n")
+"""Characters that make the csv module quote a field (the delimiter, the quote, line breaks)."""
+
+
+def _written_as_is(fields: Iterable[str]) -> bool:
+    """Whether ``fields`` are all strings that the csv module writes unquoted and unchanged."""
+    try:
+        text = "".join(fields)
+    except TypeError:
+        return False
+    return not any(char in text for char in _CSV_SPECIALS)
 
 
 class WindowArchive:
@@ -42,8 +54,21 @@ class WindowArchive:
         buffer = io.StringIO()
         writer = csv.writer(buffer, lineterminator="\n")
         writer.writerow(["offset", "event_time", *feature_names, label_column])
-        for offset, when, row, label in zip(offsets, event_times, values, labels, strict=True):
-            writer.writerow([offset, when, *map(repr, row), "" if label is None else label])
+        cells = ["" if label is None else label for label in labels]
+        rows = zip(offsets, event_times, values, cells, strict=True)
+        if _written_as_is(event_times) and _written_as_is(c for c in cells if isinstance(c, str)):
+            # No field needs quoting (offsets, float reprs and int labels never do), so
+            # the csv module would write each as is: joining the lines gives the same
+            # bytes for half the cost.
+            buffer.writelines(
+                [
+                    ",".join([f"{offset}", f"{when}", *map(repr, row), f"{cell}"]) + "\n"
+                    for offset, when, row, cell in rows
+                ]
+            )
+        else:
+            for offset, when, row, cell in rows:
+                writer.writerow([offset, when, *map(repr, row), cell])
         self._write_atomic(path, buffer.getvalue().encode())
 
     def write_verdict(self, path: Path, event: DriftEvent) -> None:
