@@ -21,6 +21,7 @@ from broker.clients import (
 from broker.errors import BrokerUnavailableError
 from broker.topics import ensure_topics
 from consumer.archive import WindowArchive
+from consumer.metrics import ConsumerMetrics
 from consumer.model_updates import ModelUpdateFollower
 from consumer.service import Champion, DriftMonitor, NoChampionError
 from consumer.settings import ConsumerSettings
@@ -60,6 +61,10 @@ def parse_args(argv: list[str] | None) -> dict[str, Any]:
     parser.add_argument("--rows-topic", help="topic to read (default rows)")
     parser.add_argument("--drift-topic", help="topic for drift events (default drift-events)")
     parser.add_argument("--dlq-topic", help="dead-letter topic (default rows-dlq)")
+    parser.add_argument(
+        "--metrics-port", type=int, help="serve Prometheus metrics on this port (default off)"
+    )
+    parser.add_argument("--metrics-host", help="address for the metrics server (127.0.0.1)")
     parser.add_argument(
         "--idle-exit",
         type=float,
@@ -131,6 +136,10 @@ def main(argv: list[str] | None = None) -> int:
     except (NoChampionError, RegistryError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
+    metrics = ConsumerMetrics()
+    if settings.metrics_port is not None:
+        metrics.serve(settings.metrics_port, settings.metrics_host)
+        logger.info("metrics on http://%s:%d/metrics", settings.metrics_host, settings.metrics_port)
     monitor = DriftMonitor(
         settings,
         consumer,
@@ -139,6 +148,7 @@ def main(argv: list[str] | None = None) -> int:
         WindowArchive(settings.artifact_root, fsync=settings.archive_fsync),
         registry=registry,
         updates=updates,
+        metrics=metrics,
     )
     try:
         stats = monitor.run(lambda: stopping, idle_timeout=idle_exit)

@@ -27,6 +27,7 @@ from consumer.archive import WindowArchive
 from consumer.decoding import MalformedRowError, RowDecoder
 from consumer.detection import DriftResult, make_detector
 from consumer.events import DetectorInfo, DriftEvent, WindowRef, event_id_for
+from consumer.metrics import ConsumerMetrics
 from consumer.model_updates import ModelUpdateFollower
 from consumer.settings import ConsumerSettings
 from consumer.windowing import CountWindower, Window
@@ -168,6 +169,7 @@ class _Judged:
     window: Window[RowMessage]
     values: np.ndarray
     result: DriftResult
+    seconds: float
 
 
 class DriftMonitor:
@@ -188,6 +190,8 @@ class DriftMonitor:
     registry, updates
         Where a new champion is loaded from, and the model-updates topic that says
         when; without them the champion never changes.
+    metrics
+        Where counts and gauges go (served or not); a private set by default.
     """
 
     def __init__(
@@ -199,6 +203,7 @@ class DriftMonitor:
         archive: WindowArchive,
         registry: Registry | None = None,
         updates: ModelUpdateFollower | None = None,
+        metrics: ConsumerMetrics | None = None,
     ) -> None:
         self.settings = settings
         self.consumer = consumer
@@ -207,6 +212,8 @@ class DriftMonitor:
         self.archive = archive
         self.registry = registry
         self.updates = updates
+        self.metrics = metrics or ConsumerMetrics()
+        self.metrics.model(champion.metadata.model_name, champion.metadata.version)
         self.stats = Stats()
         self._partitions: dict[TopicPartition, _Partition] = {}
         self._sends: list[Any] = []
@@ -275,6 +282,12 @@ class DriftMonitor:
                 window = windower.add(record.offset, message)
                 if window is not None:
                     completed.append((tp, window))
+            self.metrics.rows.inc(len(records))
+            highwater = self.consumer.highwater(tp)
+            if highwater is not None and state.last_offset is not None:
+                self.metrics.lag.labels(topic=tp.topic, partition=str(tp.partition)).set(
+                    highwater - state.last_offset - 1
+                )
         if completed:
             self._judge(completed)
         if self._sends:
@@ -340,6 +353,7 @@ class DriftMonitor:
             )
             return
         self.champion = new
+        self.metrics.model(new.metadata.model_name, new.metadata.version)
         logger.warning(
             "MODEL SWITCH %s -> %s reference_sha256=%s drift_event=%s: "
             "windows completed from now on are judged against the new reference",
@@ -356,9 +370,12 @@ class DriftMonitor:
         judged: list[_Judged] = []
         for tp, window in completed:
             values = np.array([champion.decoder.values(m) for m in window.items], dtype=np.float64)
-            judged.append(_Judged(tp, window, values, champion.detector.predict(values)))
+            started = time.perf_counter()
+            result = champion.detector.predict(values)
+            judged.append(_Judged(tp, window, values, result, time.perf_counter() - started))
         accuracies = self._accuracies(judged)
         for item, (labeled, accuracy) in zip(judged, accuracies, strict=True):
+            self.metrics.window(item.result, champion.metadata.feature_names, item.seconds)
             self._record(item, labeled, accuracy)
 
     def _accuracies(self, judged: list[_Judged]) -> list[tuple[int, float | None]]:
@@ -446,6 +463,7 @@ class DriftMonitor:
         )
         if result.is_drift:
             self.stats.drift_events += 1
+            self.metrics.drift_events.inc()
             logger.warning(
                 "DRIFT *** window=%s features=%s min_p=%.3g model=%s event_id=%s",
                 window_id,
@@ -464,6 +482,7 @@ class DriftMonitor:
 
     def _dead_letter(self, record: Any, err: MalformedRowError) -> None:
         self.stats.dead_letters[err.reason] += 1
+        self.metrics.dead_letters.labels(reason=err.reason).inc()
         logger.warning(
             "dead-letter offset=%s/%d/%d reason=%s detail=%s",
             record.topic,

@@ -29,6 +29,10 @@ class ConsumerSettings(KafkaSettings, RegistrySettings):
     """Most rows taken per poll; windows completed in one poll are scored together."""
     archive_fsync: bool = True
     """fsync each archived window before its offset is committed."""
+    metrics_port: int | None = Field(default=None, ge=1, le=65535)
+    """Serve Prometheus metrics on this port; off when unset."""
+    metrics_host: str = "127.0.0.1"
+    """Address the metrics server binds (0.0.0.0 to be scraped from other hosts)."""
 
     @model_validator(mode="after")
     def _step_fits(self) -> ConsumerSettings:

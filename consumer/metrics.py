@@ -1,0 +1,94 @@
+"""Prometheus metrics of the consumer: what it read, judged, alerted on and dead-lettered."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, start_http_server
+
+from consumer.detection import DriftResult
+
+
+class ConsumerMetrics:
+    """The consumer's metrics, in a registry of their own (served by :meth:`serve`).
+
+    Names, for dashboards and alerts:
+
+    ``driftloop_consumer_rows_total``
+        Rows read from the rows topic, malformed ones included.
+    ``driftloop_consumer_windows_total{drift}``
+        Windows judged, by verdict (``drift="yes"`` or ``"no"``).
+    ``driftloop_consumer_drift_events_total``
+        Drift events published.
+    ``driftloop_consumer_dead_letters_total{reason}``
+        Messages sent to the dead-letter topic, by reason.
+    ``driftloop_consumer_feature_p_value{feature}``
+        The last window's KS p-value per feature.
+    ``driftloop_consumer_detection_seconds``
+        Time the KS test took per window (histogram).
+    ``driftloop_consumer_model_version{model}``
+        Version of the champion windows are judged for.
+    ``driftloop_consumer_lag{topic,partition}``
+        Rows in the partition not yet read (high watermark minus position).
+    """
+
+    def __init__(self, registry: CollectorRegistry | None = None) -> None:
+        self.registry = registry or CollectorRegistry()
+        self.rows = Counter(
+            "driftloop_consumer_rows", "Rows read from the rows topic.", registry=self.registry
+        )
+        self.windows = Counter(
+            "driftloop_consumer_windows",
+            "Windows judged, by verdict.",
+            ["drift"],
+            registry=self.registry,
+        )
+        self.drift_events = Counter(
+            "driftloop_consumer_drift_events", "Drift events published.", registry=self.registry
+        )
+        self.dead_letters = Counter(
+            "driftloop_consumer_dead_letters",
+            "Messages sent to the dead-letter topic, by reason.",
+            ["reason"],
+            registry=self.registry,
+        )
+        self.p_value = Gauge(
+            "driftloop_consumer_feature_p_value",
+            "The last window's KS p-value per feature.",
+            ["feature"],
+            registry=self.registry,
+        )
+        self.detection_seconds = Histogram(
+            "driftloop_consumer_detection_seconds",
+            "Time the KS test took per window.",
+            buckets=(0.0001, 0.0003, 0.001, 0.003, 0.01, 0.03, 0.1, 0.3, 1.0),
+            registry=self.registry,
+        )
+        self.model_version = Gauge(
+            "driftloop_consumer_model_version",
+            "Version of the champion windows are judged for.",
+            ["model"],
+            registry=self.registry,
+        )
+        self.lag = Gauge(
+            "driftloop_consumer_lag",
+            "Rows in the partition not yet read.",
+            ["topic", "partition"],
+            registry=self.registry,
+        )
+
+    def serve(self, port: int, host: str = "127.0.0.1") -> None:
+        """Serve ``/metrics`` over HTTP on ``host:port`` from a daemon thread."""
+        start_http_server(port, addr=host, registry=self.registry)
+
+    def window(self, result: DriftResult, feature_names: Sequence[str], seconds: float) -> None:
+        """Count one judged window and keep its p-values and detection time."""
+        self.windows.labels(drift="yes" if result.is_drift else "no").inc()
+        for name, p in zip(feature_names, result.p_values.tolist(), strict=True):
+            self.p_value.labels(feature=name).set(p)
+        self.detection_seconds.observe(seconds)
+
+    def model(self, name: str, version: int) -> None:
+        """Record the champion in use (only one version of a model is set at a time)."""
+        self.model_version.clear()
+        self.model_version.labels(model=name).set(version)
