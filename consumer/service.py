@@ -224,7 +224,9 @@ class DriftMonitor:
     def run(self, should_stop: Callable[[], bool], idle_timeout: float | None = None) -> Stats:
         """Poll and judge until ``should_stop()`` is true (or ``idle_timeout`` s without rows).
 
-        Leaves every finished window committed.
+        Leaves every finished window committed. If judging, archiving or publishing
+        fails, the error propagates and nothing past the last durable window is
+        committed: a restarted consumer judges those windows again.
         """
         self.consumer.subscribe([self.settings.rows_topic], listener=_Rebalance(self))
         logger.info(
@@ -256,8 +258,10 @@ class DriftMonitor:
                     self.process(batch)
                 elif idle_timeout is not None and time.monotonic() - last_rows > idle_timeout:
                     break
-        finally:
+            # Only on a clean stop: after a failure the windows of the failed poll have
+            # left their windowers unarchived, and committing now would skip them.
             self.commit(sync=True)
+        finally:
             if thawed:
                 gc.unfreeze()
         return self.stats
@@ -294,7 +298,7 @@ class DriftMonitor:
             self._await_sends()
         self.commit(sync=False)
 
-    def commit(self, sync: bool, only: list[TopicPartition] | None = None) -> None:
+    def commit(self, sync: bool) -> None:
         """Commit, for each partition whose position moved, the first offset still needed.
 
         The position moves when a window completes (or rows were dead-lettered
@@ -304,8 +308,6 @@ class DriftMonitor:
             return  # The next commit carries this one's offsets too.
         offsets = {}
         for tp, state in self._partitions.items():
-            if only is not None and tp not in only:
-                continue
             position = state.commit_position()
             if position is not None and position != state.committed:
                 offsets[tp] = OffsetAndMetadata(position, "", -1)
@@ -519,15 +521,20 @@ class DriftMonitor:
         return _Partition(CountWindower(self.settings.window_size, self.settings.step))
 
     def _drop_partitions(self, revoked: list[TopicPartition]) -> None:
-        if self._sends:
-            self._await_sends()
-        self.commit(sync=True, only=revoked)
         for tp in revoked:
             self._partitions.pop(tp, None)
 
 
 class _Rebalance(ConsumerRebalanceListener):
-    """Commit what is durable before a partition moves to another instance."""
+    """Forget a partition's windows when it moves to another instance.
+
+    kafka-python 3 calls this on its IO thread, where nothing may block (a
+    synchronous commit there raises). Nothing needs to: every poll's sends are
+    acknowledged before :meth:`DriftMonitor.process` returns, and every durable
+    window's offset is committed asynchronously right after. If a commit is still
+    in flight, the partition's new owner judges those windows again, under the
+    same ids and into the same archive files.
+    """
 
     def __init__(self, monitor: DriftMonitor) -> None:
         self.monitor = monitor
