@@ -1,0 +1,1 @@
+"""Benchmarks: consumer throughput against a plain reader (``python -m bench``), loop latency."""

@@ -1,0 +1,250 @@
+"""`python -m bench`: the drift consumer's throughput against a plain kafka-python reader.
+
+Starts its own Kafka broker in a temporary directory, loads a topic with Iris
+rows, then reads the topic in rounds: once with a plain reader (``json.loads``
+per value), once with the drift consumer per window size and KS backend. Each
+reader configuration runs in a process of its own. Prints the median rates and
+each consumer's ratio to the plain reader of the same round.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import signal
+import sys
+import time
+from contextlib import ExitStack
+from pathlib import Path
+from tempfile import TemporaryDirectory
+from types import FrameType
+
+from bench.monitor_run import read_with_monitor
+from bench.plain_reader import BenchTimeoutError, PlainRead, read_plain
+from bench.reader_process import ReaderProcess, ReaderProcessError
+from bench.report import Series, load_average, machine_lines, table, verdict
+from bench.workload import encode_rows, load_topic
+from broker.clients import quiet_client_logs
+from broker.errors import BrokerUnavailableError, LocalBrokerError
+from broker.local import DEFAULT_LIB_DIR, LocalBroker, fetch_jars, free_port
+from consumer.settings import ConsumerSettings
+from data.dataset import load_dataset, write_iris_csv
+from models.registry import Registry
+from models.training import train_and_register
+
+logger = logging.getLogger("bench")
+
+REPO = Path(__file__).resolve().parents[1]
+TOPIC = "bench-rows"
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    """The command line, checked: window sizes as ints, backends as names."""
+    parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__.splitlines()[0])
+    parser.add_argument("--rows", type=int, default=200_000, help="rows on the topic (200000)")
+    parser.add_argument("--repeats", type=int, default=3, help="rounds of measurements (3)")
+    parser.add_argument("--windows", default="500,50", help="comma-separated window sizes (500,50)")
+    parser.add_argument(
+        "--backends", default="fast,alibi", help="comma-separated KS backends (fast,alibi)"
+    )
+    parser.add_argument("--seed", type=int, default=7, help="seed of row order and noise (7)")
+    parser.add_argument(
+        "--timeout", type=float, default=300.0, help="seconds allowed per read of the topic (300)"
+    )
+    parser.add_argument(
+        "--lib-dir",
+        type=Path,
+        default=REPO / DEFAULT_LIB_DIR,
+        help="the broker's jar cache (var/broker/lib)",
+    )
+    args = parser.parse_args(argv)
+    if args.rows < 2:
+        parser.error(f"--rows must be at least 2, got {args.rows}")
+    if args.repeats < 1:
+        parser.error(f"--repeats must be at least 1, got {args.repeats}")
+    try:
+        args.windows = [int(w) for w in args.windows.split(",") if w.strip()]
+    except ValueError:
+        parser.error(f"--windows must be comma-separated integers, got {args.windows!r}")
+    if not args.windows or min(args.windows) < 2:
+        parser.error("--windows must name window sizes of at least 2")
+    args.backends = [b.strip() for b in args.backends.split(",") if b.strip()]
+    unknown = sorted(set(args.backends) - {"alibi", "fast"})
+    if unknown or not args.backends:
+        parser.error(f"--backends must be alibi and/or fast, got {','.join(unknown)}")
+    return args
+
+
+def _raise_interrupt(signum: int, frame: FrameType | None) -> None:
+    raise KeyboardInterrupt
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the benchmark and print its table; the exit code is 0, 1 on error, 130 if stopped."""
+    args = parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
+    quiet_client_logs()
+    # SIGTERM unwinds like Ctrl-C: the broker and the readers are stopped, the temporary
+    # directory is removed.
+    signal.signal(signal.SIGTERM, _raise_interrupt)
+    started = time.monotonic()
+    load_at_start = load_average()
+    plain = Series("plain reader")
+    consumers = [
+        Series("consumer", window=w, backend=b) for w in args.windows for b in args.backends
+    ]
+    try:
+        lib_dir = fetch_jars(args.lib_dir)
+        with ExitStack() as stack:
+            tmp = Path(stack.enter_context(TemporaryDirectory(prefix="driftloop-bench-")))
+            # One process per reader, reused across rounds: each reader's heap holds what
+            # its own service would hold (the plain reader no scikit-learn, the alibi
+            # consumer Alibi Detect), and no reader inherits another's garbage. They
+            # import while the broker starts and the topic is loaded.
+            plain_process = stack.enter_context(
+                ReaderProcess("bench-plain-reader", preload=("bench.plain_reader",))
+            )
+            consumer_processes = [
+                stack.enter_context(
+                    ReaderProcess(
+                        f"bench-consumer-{s.window}-{s.backend}",
+                        preload=("bench.monitor_run",)
+                        + (("alibi_detect.cd",) if s.backend == "alibi" else ()),
+                    )
+                )
+                for s in consumers
+            ]
+            broker = LocalBroker(home=tmp / "broker", port=free_port(), lib_dir=lib_dir)
+            stack.enter_context(broker.running(timeout=120))
+            base = _prepare(args, tmp, broker.bootstrap_servers)
+            for process in [plain_process, *consumer_processes]:
+                process.wait_ready()
+            for round_no in range(1, args.repeats + 1):
+                _round(
+                    args,
+                    tmp,
+                    base,
+                    round_no,
+                    (plain, plain_process),
+                    list(zip(consumers, consumer_processes, strict=True)),
+                )
+    except KeyboardInterrupt:
+        print("interrupted; the benchmark's broker and readers are stopped", file=sys.stderr)
+        return 130
+    except (
+        LocalBrokerError,
+        BrokerUnavailableError,
+        BenchTimeoutError,
+        ReaderProcessError,
+    ) as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 1
+    print()
+    print(
+        f"python -m bench --rows {args.rows} --repeats {args.repeats} "
+        f"--windows {','.join(map(str, args.windows))} --backends {','.join(args.backends)}"
+    )
+    for line in machine_lines(load_at_start):
+        print(line)
+    print()
+    print(table([plain, *consumers]))
+    print()
+    for line in verdict(consumers):
+        print(line)
+    print(f"whole benchmark: {time.monotonic() - started:.0f} s")
+    return 0
+
+
+def _prepare(args: argparse.Namespace, tmp: Path, servers: str) -> ConsumerSettings:
+    """Train the champion, load the topic; return the settings every read starts from."""
+    iris_csv = write_iris_csv(tmp / "iris.csv")
+    artifact_root = tmp / "var"
+    train_and_register(Registry(artifact_root), load_dataset(iris_csv), seed=7)
+    base = ConsumerSettings(
+        bootstrap_servers=servers,
+        rows_topic=TOPIC,
+        drift_topic=f"{TOPIC}-drift-events",
+        dlq_topic=f"{TOPIC}-dlq",
+        model_updates_topic=f"{TOPIC}-model-updates",
+        artifact_root=artifact_root,
+    )
+    workload = encode_rows(iris_csv, args.rows, seed=args.seed)
+    seconds = load_topic(base, workload)
+    logger.info(
+        "loaded %d rows (%.0f bytes each, noised from offset %d, seed %d) in %.1f s; "
+        "max_poll_records=%d archive_fsync=%s",
+        workload.rows,
+        workload.mean_bytes,
+        workload.drift_from,
+        workload.seed,
+        seconds,
+        base.max_poll_records,
+        base.archive_fsync,
+    )
+    return base
+
+
+def _round(
+    args: argparse.Namespace,
+    tmp: Path,
+    base: ConsumerSettings,
+    round_no: int,
+    plain_reader: tuple[Series, ReaderProcess],
+    consumer_readers: list[tuple[Series, ReaderProcess]],
+) -> None:
+    """Read the topic once with the plain reader, then once with each consumer.
+
+    Each reader's measurement goes to its series, with the plain reader's
+    measurement of this round as its baseline.
+    """
+    plain, plain_process = plain_reader
+    spec = PlainRead(
+        bootstrap_servers=base.bootstrap_servers,
+        topic=TOPIC,
+        group_id=f"bench-plain-{round_no}",
+        rows=args.rows,
+        max_poll_records=base.max_poll_records,
+        timeout=args.timeout,
+    )
+    baseline = plain_process.run(read_plain, spec)
+    plain.runs.append(baseline)
+    plain.baselines.append(baseline)
+    logger.info(
+        "round %d plain reader: %.0f rows/s, %.0f rows/CPU-s",
+        round_no,
+        baseline.rate,
+        baseline.cpu_rate,
+    )
+    for s, process in consumer_readers:
+        settings = ConsumerSettings(
+            **{
+                **base.model_dump(),
+                "group_id": f"bench-consumer-{s.window}-{s.backend}-{round_no}",
+                "window_size": s.window,
+                "ks_backend": s.backend,
+            }
+        )
+        measured = process.run(
+            read_with_monitor,
+            settings,
+            args.rows,
+            tmp / f"archive-{s.window}-{s.backend}-{round_no}",
+            tmp / f"consumer-{s.window}-{s.backend}.log",
+            args.timeout,
+        )
+        s.runs.append(measured)
+        s.baselines.append(baseline)
+        logger.info(
+            "round %d consumer window=%d backend=%s: %.0f rows/s (%.2f x plain reader; "
+            "%.2f in CPU time)",
+            round_no,
+            settings.window_size,
+            settings.ks_backend,
+            measured.rate,
+            measured.rate / baseline.rate,
+            measured.cpu_rate / baseline.cpu_rate,
+        )
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,139 @@
+"""The drift consumer over the topic, built in-process as ``python -m consumer`` builds it."""
+
+from __future__ import annotations
+
+import logging
+import shutil
+import time
+from pathlib import Path
+
+from bench.plain_reader import BenchTimeoutError
+from bench.timing import ClockedConsumer, Measurement, TimedDetector
+from broker.clients import manual_commit_consumer, reliable_producer, update_consumer
+from consumer.archive import WindowArchive
+from consumer.model_updates import ModelUpdateFollower
+from consumer.service import Champion, DriftMonitor
+from consumer.settings import ConsumerSettings
+from models.registry import Registry
+
+LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s %(message)s"
+"""The consumer's log format, as ``python -m consumer`` sets it."""
+
+
+def read_with_monitor(
+    settings: ConsumerSettings,
+    rows: int,
+    archive_root: Path,
+    log_file: Path,
+    timeout: float = 300.0,
+) -> Measurement:
+    """Run the drift consumer over ``rows`` rows of ``settings.rows_topic``.
+
+    As ``tests/integration/streams.py`` builds it: the champion from the
+    registry under ``settings.artifact_root``, a model-update follower, a
+    reliable producer for drift events, a manual-commit consumer, and the
+    archive (here under ``archive_root``, removed afterwards) with
+    ``settings.archive_fsync``. The detector is wrapped to time each window's
+    ``predict``. The run stops as soon as ``rows`` rows were handled, so no
+    idle time is counted.
+
+    Parameters
+    ----------
+    settings : ConsumerSettings
+        Everything the consumer reads, with the window size and KS backend to measure.
+    rows : int
+        Rows on the topic.
+    archive_root : pathlib.Path
+        Where the archive goes (``<archive_root>/archive/...``).
+    log_file : pathlib.Path
+        Where the consumer's log lines go, at INFO as in production.
+    timeout : float, default 300
+        Seconds before giving up.
+
+    Returns
+    -------
+    Measurement
+
+    Raises
+    ------
+    BenchTimeoutError
+        When the consumer has not handled ``rows`` rows within ``timeout`` seconds.
+    RuntimeError
+        When the consumer dead-lettered rows or judged an unexpected number of windows.
+    """
+    _log_to(log_file)
+    registry = Registry(settings.artifact_root, settings.model_name)
+    updates = ModelUpdateFollower(
+        update_consumer(settings, client_id="bench-monitor-updates"),
+        settings.model_updates_topic,
+        settings.model_name,
+    )
+    producer = reliable_producer(settings, client_id="bench-monitor-events")
+    consumer = ClockedConsumer(
+        manual_commit_consumer(settings, settings.group_id, client_id="bench-monitor")
+    )
+    champion = Champion.from_registry(registry, settings)
+    detector = TimedDetector(champion.detector)
+    champion.detector = detector  # type: ignore[assignment]
+    monitor = DriftMonitor(
+        settings,
+        consumer,
+        producer,
+        champion,
+        WindowArchive(archive_root, fsync=settings.archive_fsync),
+        registry=registry,
+        updates=updates,
+    )
+    deadline = time.monotonic() + timeout
+    finished: tuple[float, float] | None = None
+
+    def should_stop() -> bool:
+        nonlocal finished
+        if monitor.stats.rows >= rows:
+            finished = time.perf_counter(), time.process_time()
+            return True
+        if time.monotonic() > deadline:
+            raise BenchTimeoutError(
+                f"the consumer handled {monitor.stats.rows} of {rows} rows in {timeout} s"
+            )
+        return False
+
+    try:
+        stats = monitor.run(should_stop)
+    finally:
+        producer.close()
+        consumer.close(autocommit=False)
+        updates.close()
+        shutil.rmtree(archive_root, ignore_errors=True)
+    clock = consumer.clock
+    assert finished is not None and clock.assigned_at is not None
+    assert clock.assigned_cpu is not None
+    expected_windows = (rows - settings.window_size) // settings.step + 1
+    if stats.dead_letters or stats.windows != expected_windows:
+        raise RuntimeError(
+            f"the consumer judged {stats.windows} windows (expected {expected_windows}) "
+            f"and dead-lettered {sum(stats.dead_letters.values())} rows"
+        )
+    return Measurement(
+        rows=stats.rows,
+        seconds=finished[0] - clock.assigned_at,
+        cpu_seconds=finished[1] - clock.assigned_cpu,
+        detect_seconds=detector.seconds,
+    )
+
+
+def _log_to(path: Path) -> None:
+    """Send the consumer's log lines to ``path`` at INFO, formatted as in production.
+
+    The consumer logs a line per window and a warning per drift: formatting them
+    is part of its cost, printing thousands of them on the terminal is not.
+    """
+    log = logging.getLogger("consumer")
+    if any(isinstance(h, logging.FileHandler) for h in log.handlers):
+        return
+    handler = logging.FileHandler(path)
+    handler.setFormatter(logging.Formatter(LOG_FORMAT))
+    log.addHandler(handler)
+    log.setLevel(logging.INFO)
+    log.propagate = False
+    logging.getLogger("kafka").setLevel(logging.ERROR)

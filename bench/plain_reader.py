@@ -1,0 +1,90 @@
+"""The ceiling: kafka-python reading the topic and ``json.loads``-decoding every value.
+
+This module imports only the Kafka client and the broker settings, so the
+process it runs in holds what a plain reader needs and no more.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from dataclasses import dataclass
+
+from bench.timing import AssignmentClock, Measurement
+from broker.clients import manual_commit_consumer
+from broker.settings import KafkaSettings
+
+
+class BenchTimeoutError(RuntimeError):
+    """A reader did not get through the topic in the time allowed."""
+
+
+@dataclass(frozen=True)
+class PlainRead:
+    """What the plain reader reads, and with which consumer settings.
+
+    Attributes
+    ----------
+    bootstrap_servers : str
+        The broker.
+    topic : str
+        The rows topic.
+    group_id : str
+        A consumer group of its own, so the read starts at the earliest offset.
+    rows : int
+        Rows on the topic; the read ends once that many were decoded.
+    max_poll_records : int
+        The drift consumer's ``max_poll_records``.
+    timeout : float
+        Seconds before giving up.
+    """
+
+    bootstrap_servers: str
+    topic: str
+    group_id: str
+    rows: int
+    max_poll_records: int
+    timeout: float = 300.0
+
+
+def read_plain(spec: PlainRead) -> Measurement:
+    """Read ``spec.rows`` rows and ``json.loads`` each value; commit nothing.
+
+    The consumer is :func:`broker.clients.manual_commit_consumer`, polled with
+    the drift consumer's ``max_poll_records``: the same client settings.
+
+    Raises
+    ------
+    BenchTimeoutError
+        When fewer than ``spec.rows`` rows arrive within ``spec.timeout`` seconds.
+    """
+    logging.getLogger("kafka").setLevel(logging.ERROR)
+    settings = KafkaSettings(bootstrap_servers=spec.bootstrap_servers, rows_topic=spec.topic)
+    consumer = manual_commit_consumer(settings, spec.group_id, client_id="bench-plain-reader")
+    clock = AssignmentClock()
+    deadline = time.monotonic() + spec.timeout
+    loads = json.loads
+    seen = 0
+    try:
+        consumer.subscribe([spec.topic], listener=clock)
+        while seen < spec.rows:
+            if time.monotonic() > deadline:
+                raise BenchTimeoutError(
+                    f"the plain reader read {seen} of {spec.rows} rows in {spec.timeout} s"
+                )
+            batch = consumer.poll(timeout_ms=500, max_records=spec.max_poll_records)
+            for records in batch.values():
+                for record in records:
+                    loads(record.value)
+                seen += len(records)
+        finished, finished_cpu = time.perf_counter(), time.process_time()
+    finally:
+        consumer.close(autocommit=False)
+    # Rows arrived, so partitions were assigned.
+    assert clock.assigned_at is not None and clock.assigned_cpu is not None
+    return Measurement(
+        rows=seen,
+        seconds=finished - clock.assigned_at,
+        cpu_seconds=finished_cpu - clock.assigned_cpu,
+    )

@@ -1,0 +1,176 @@
+"""What the benchmark prints: the machine, the client's CRC path and the table of rates."""
+
+from __future__ import annotations
+
+import importlib.metadata
+import os
+import platform
+import statistics
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from bench.timing import Measurement
+
+TARGET_RATIO = 0.70
+"""The consumer at window 500 should read at least this fraction of the plain reader's rate."""
+
+
+def percentile_ms(seconds: list[float], q: float) -> float:
+    """The ``q``-th percentile of durations in seconds, in milliseconds (NaN when empty).
+
+    >>> percentile_ms([0.001, 0.002, 0.003], 50)
+    2.0
+    """
+    if not seconds:
+        return float("nan")
+    return float(np.percentile(np.asarray(seconds), q) * 1000.0)
+
+
+def cpu_model() -> str:
+    """The CPU's model name from ``/proc/cpuinfo``, or the platform's processor string."""
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or "unknown"
+
+
+def load_average() -> str:
+    """The 1, 5 and 15 minute load averages, as ``uptime`` shows them."""
+    try:
+        return " ".join(f"{v:.2f}" for v in os.getloadavg())
+    except OSError:
+        return "unknown"
+
+
+def crc32c_status() -> str:
+    """Whether the ``crc32c`` package is installed and kafka-python's CRC checks use it.
+
+    kafka-python's ``kafka.record.util`` imports ``crc32c.crc32c`` when it can and
+    binds it as the default argument of ``calc_crc32c``, which checks every
+    record batch; without it the checks run in pure Python.
+    """
+    try:
+        import crc32c
+    except ImportError:
+        return "crc32c not installed: kafka-python checks record batch CRCs in pure Python"
+    from kafka.record import util
+
+    defaults: tuple[Any, ...] = getattr(util.calc_crc32c, "__defaults__", None) or ()
+    in_use = bool(defaults) and defaults[0] is crc32c.crc32c
+    hardware = getattr(crc32c, "hardware_based", None)
+    kind = "hardware" if hardware is True else "software" if hardware is False else "unknown"
+    return f"crc32c {importlib.metadata.version('crc32c')} installed ({kind} implementation); " + (
+        "kafka-python's calc_crc32c uses it"
+        if in_use
+        else "but kafka-python's calc_crc32c does NOT use it"
+    )
+
+
+def machine_lines(load_at_start: str) -> list[str]:
+    """One line each: CPU and load, Python and client versions, CRC path."""
+    return [
+        f"machine: {os.cpu_count()} CPUs ({cpu_model()}); load average (1, 5, 15 min) "
+        f"{load_at_start} at the start, {load_average()} at the end",
+        f"python {platform.python_version()}, kafka-python "
+        f"{importlib.metadata.version('kafka-python')}, scikit-learn "
+        f"{importlib.metadata.version('scikit-learn')}",
+        crc32c_status(),
+    ]
+
+
+@dataclass
+class Series:
+    """The repeated measurements of one reader configuration, with their paired baselines.
+
+    Attributes
+    ----------
+    label : str
+        ``plain reader`` or ``consumer``.
+    window : int or None
+        Window size; None for the plain reader.
+    backend : str or None
+        KS backend; None for the plain reader.
+    runs : list of Measurement
+        One per round.
+    baselines : list of Measurement
+        The plain reader's measurement of the same round, one per run.
+    """
+
+    label: str
+    window: int | None = None
+    backend: str | None = None
+    runs: list[Measurement] = field(default_factory=list)
+    baselines: list[Measurement] = field(default_factory=list)
+
+    @property
+    def median_rate(self) -> float:
+        """Median rows per second over the runs."""
+        return statistics.median(m.rate for m in self.runs)
+
+    @property
+    def median_ratio(self) -> float:
+        """Median over the rounds of this run's rate over the plain reader's in that round."""
+        return statistics.median(
+            m.rate / b.rate for m, b in zip(self.runs, self.baselines, strict=True)
+        )
+
+    @property
+    def median_cpu_ratio(self) -> float:
+        """As :attr:`median_ratio`, with rows per CPU-second instead of rows per second."""
+        return statistics.median(
+            m.cpu_rate / b.cpu_rate for m, b in zip(self.runs, self.baselines, strict=True)
+        )
+
+    @property
+    def detect_seconds(self) -> list[float]:
+        """Every window's detection time over all runs."""
+        return [s for m in self.runs for s in m.detect_seconds]
+
+
+def table(series: list[Series]) -> str:
+    """A Markdown table of the median rates, ratios and detection times.
+
+    Rates and ratios are medians over the rounds; a ratio compares a run with the
+    plain reader's run of the same round. Detection times pool every window of
+    every round.
+    """
+    header = (
+        "| reader | window | KS backend | rows/s | x plain reader "
+        "| x plain reader, CPU time | detect ms/window mean | detect ms/window p95 "
+        "| detect share of time | runs |"
+    )
+    lines = [header, "|" + "---|" * 10]
+    for s in series:
+        detect = s.detect_seconds
+        if detect:
+            mean = f"{sum(detect) / len(detect) * 1000:.2f}"
+            p95 = f"{percentile_ms(detect, 95):.2f}"
+            share = f"{statistics.median(m.detect_share for m in s.runs):.0%}"
+        else:
+            mean = p95 = share = "-"
+        lines.append(
+            f"| {s.label} | {s.window or '-'} | {s.backend or '-'} | {s.median_rate:,.0f} "
+            f"| {s.median_ratio:.2f} | {s.median_cpu_ratio:.2f} | {mean} | {p95} | {share} "
+            f"| {len(s.runs)} |"
+        )
+    return "\n".join(lines)
+
+
+def verdict(series: list[Series]) -> list[str]:
+    """One line per window-500 consumer run: its ratio against :data:`TARGET_RATIO`."""
+    lines = []
+    for s in series:
+        if s.window == 500:
+            ratio = s.median_ratio
+            mark = "meets" if ratio >= TARGET_RATIO else "misses"
+            lines.append(
+                f"target: consumer window 500 {s.backend}: {ratio:.2f} x plain reader "
+                f"({s.median_cpu_ratio:.2f} in CPU time) {mark} the {TARGET_RATIO:.2f} target"
+            )
+    return lines

@@ -1,0 +1,128 @@
+"""Clocks for one read of the topic: when reading began, when it ended, and detection time."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+from kafka.consumer.subscription_state import ConsumerRebalanceListener
+
+
+class AssignmentClock(ConsumerRebalanceListener):
+    """A rebalance listener that notes when partitions were first assigned.
+
+    Reading starts at assignment: the group join before it is the same fixed
+    cost for every reader and is not throughput, so the rate leaves it out.
+
+    Parameters
+    ----------
+    inner : ConsumerRebalanceListener, optional
+        A listener to forward both callbacks to (the consumer's own).
+    """
+
+    def __init__(self, inner: ConsumerRebalanceListener | None = None) -> None:
+        self.inner = inner
+        self.assigned_at: float | None = None
+        self.assigned_cpu: float | None = None
+
+    def on_partitions_revoked(self, revoked: Any) -> None:
+        if self.inner is not None:
+            self.inner.on_partitions_revoked(revoked)
+
+    def on_partitions_assigned(self, assigned: Any) -> None:
+        if self.assigned_at is None and assigned:
+            self.assigned_at = time.perf_counter()
+            self.assigned_cpu = time.process_time()
+        if self.inner is not None:
+            self.inner.on_partitions_assigned(assigned)
+
+
+class ClockedConsumer:
+    """A KafkaConsumer whose ``subscribe`` puts an :class:`AssignmentClock` around the listener.
+
+    Every other attribute is the wrapped consumer's, so the drift monitor drives
+    it as it drives a plain consumer.
+
+    Parameters
+    ----------
+    consumer : kafka.KafkaConsumer
+        The consumer to wrap.
+    """
+
+    def __init__(self, consumer: Any) -> None:
+        self._consumer = consumer
+        self.clock = AssignmentClock()
+
+    def subscribe(self, topics: Any, listener: ConsumerRebalanceListener | None = None) -> None:
+        """Subscribe the wrapped consumer, timing the assignment."""
+        self.clock.inner = listener
+        self._consumer.subscribe(topics, listener=self.clock)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._consumer, name)
+
+
+class TimedDetector:
+    """A KS detector whose ``predict`` calls are timed, one duration per window.
+
+    Parameters
+    ----------
+    detector : consumer.detection.AlibiKS or consumer.detection.FastKS
+        The champion's detector.
+    """
+
+    def __init__(self, detector: Any) -> None:
+        self._detector = detector
+        self.seconds: list[float] = []
+
+    def predict(self, x: Any) -> Any:
+        """Judge one window with the wrapped detector, noting how long it took."""
+        started = time.perf_counter()
+        try:
+            return self._detector.predict(x)
+        finally:
+            self.seconds.append(time.perf_counter() - started)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._detector, name)
+
+
+@dataclass
+class Measurement:
+    """One read of the whole topic.
+
+    Attributes
+    ----------
+    rows : int
+        Rows consumed.
+    seconds : float
+        From partition assignment to the last row handled: decoded, and for the
+        drift consumer also judged, archived, published and committed (async).
+    cpu_seconds : float
+        CPU time the reader's process (every thread) used over the same span. On a
+        shared machine it wanders less than wall time: time the reader waited for a
+        CPU held by someone else is not in it.
+    detect_seconds : list of float
+        Each window's ``predict`` time; empty for the plain reader.
+    """
+
+    rows: int
+    seconds: float
+    cpu_seconds: float
+    detect_seconds: list[float] = field(default_factory=list)
+
+    @property
+    def rate(self) -> float:
+        """Rows per second."""
+        return self.rows / self.seconds
+
+    @property
+    def cpu_rate(self) -> float:
+        """Rows per CPU-second of the reader's process (all its threads)."""
+        return self.rows / self.cpu_seconds
+
+    @property
+    def detect_share(self) -> float:
+        """Fraction of the time spent in detection."""
+        return sum(self.detect_seconds) / self.seconds
