@@ -34,6 +34,8 @@ import numpy as np
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, ValidationError, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from models.durable import fsync_dir, fsync_file, write_atomic
+
 logger = logging.getLogger(__name__)
 
 MODEL_FILE = "model.skops"
@@ -330,7 +332,7 @@ class Registry:
             model_path = staging / MODEL_FILE
             _skops().dump(estimator, model_path)
             _check_types(_skops().get_untrusted_types(file=model_path), "the estimator")
-            _fsync_file(model_path)
+            fsync_file(model_path)
             reference_path = staging / REFERENCE_FILE
             with open(reference_path, "wb") as handle:
                 np.save(handle, reference, allow_pickle=False)
@@ -390,7 +392,7 @@ class Registry:
             previous_version=previous,
             promoted_at=datetime.now(UTC),
         )
-        _write_atomic(self.model_dir / CHAMPION_FILE, pointer.model_dump_json(indent=2).encode())
+        write_atomic(self.model_dir / CHAMPION_FILE, pointer.model_dump_json(indent=2).encode())
         logger.info("promoted model=%s version=%d previous=%s", self.model_name, version, previous)
 
     def champion_version(self) -> int | None:
@@ -502,8 +504,8 @@ class Registry:
             numbers = self._version_numbers()
             version = numbers[-1] + 1 if numbers else 1
             metadata = VersionMetadata(version=version, **fields)
-            _write_atomic(staging / METADATA_FILE, metadata.model_dump_json(indent=2).encode())
-            _fsync_dir(staging)
+            write_atomic(staging / METADATA_FILE, metadata.model_dump_json(indent=2).encode())
+            fsync_dir(staging)
             try:
                 os.rename(staging, self.version_dir(version))
             except OSError as err:
@@ -512,7 +514,7 @@ class Registry:
                     logger.debug("version %d taken, retrying", version)
                     continue
                 raise
-            _fsync_dir(self.versions_dir)
+            fsync_dir(self.versions_dir)
             return metadata
         raise RegistryError(
             f"could not claim a version number in {self.versions_dir} "
@@ -565,32 +567,3 @@ def _first_error(err: ValidationError) -> str:
     first = err.errors()[0]
     where = ".".join(str(part) for part in first["loc"]) or "document"
     return f"{where}: {first['msg']}"
-
-
-def _fsync_file(path: Path) -> None:
-    with open(path, "rb") as handle:
-        os.fsync(handle.fileno())
-
-
-def _fsync_dir(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
-def _write_atomic(path: Path, data: bytes) -> None:
-    """Write ``data`` to a temporary file beside ``path``, fsync it, then replace ``path``."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp_name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(data)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp_name, path)
-    except BaseException:
-        Path(tmp_name).unlink(missing_ok=True)
-        raise
-    _fsync_dir(path.parent)

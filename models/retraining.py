@@ -41,6 +41,7 @@ from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, ValidationErro
 
 from consumer.archive import WindowArchive
 from consumer.events import DriftEvent
+from models.durable import fsync_dir, write_atomic
 from models.promotion import ModelUpdate
 from models.registry import (
     CHAMPION_FILE,
@@ -320,7 +321,7 @@ class HandledLedger:
             detail=dict(detail),
             completed_at=datetime.now(UTC),
         )
-        _replace_atomic(self.path(event_id), record.model_dump_json(indent=2).encode())
+        write_atomic(self.path(event_id), record.model_dump_json(indent=2).encode())
         logger.info("handled event=%s outcome=%s run_id=%s", event_id, outcome, run_id)
         return record
 
@@ -983,29 +984,7 @@ def _create_exclusive(path: Path, data: bytes) -> bool:
             if err.errno == errno.EEXIST:
                 return False
             raise
-        _fsync_dir(path.parent)
+        fsync_dir(path.parent)
         return True
     finally:
         Path(tmp_name).unlink(missing_ok=True)
-
-
-def _replace_atomic(path: Path, data: bytes) -> None:
-    fd, tmp_name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(data)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp_name, path)
-    except BaseException:
-        Path(tmp_name).unlink(missing_ok=True)
-        raise
-    _fsync_dir(path.parent)
-
-
-def _fsync_dir(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
