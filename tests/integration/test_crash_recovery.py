@@ -6,12 +6,12 @@ import os
 import signal
 import subprocess
 import sys
-import time
 from collections import defaultdict
 from pathlib import Path
 
 from broker.settings import KafkaSettings
 from consumer.events import DriftEvent
+from demo.stack import wait_until
 from tests.integration.streams import read_topic
 
 ROWS = 2000
@@ -38,13 +38,6 @@ def start_consumer(env: dict[str, str], artifact_root: Path, log: Path) -> subpr
             stdout=out,
             stderr=subprocess.STDOUT,
         )
-
-
-def wait_for(condition, timeout: float, what: str) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        assert time.monotonic() < deadline, f"timed out waiting for {what}"
-        time.sleep(0.1)
 
 
 def test_kill_9_and_restart_yields_every_window_once(
@@ -81,7 +74,7 @@ def test_kill_9_and_restart_yields_every_window_once(
         for kills in (1, 2):
             consumer = start_consumer(kafka_env, artifact_root, log)
             processes.append(consumer)
-            wait_for(
+            wait_until(
                 lambda n=kills: log.read_text().count("DRIFT ***") >= 4 * n,
                 timeout=60,
                 what=f"the consumer's windows before kill {kills}",
@@ -98,7 +91,7 @@ def test_kill_9_and_restart_yields_every_window_once(
             records = read_topic(kafka_settings, kafka_settings.drift_topic)
             return {DriftEvent.from_bytes(r.value).window.first_offset for r in records} >= expected
 
-        wait_for(all_windows_published, timeout=90, what="every window's drift event")
+        wait_until(all_windows_published, timeout=90, what="every window's drift event")
         consumer.send_signal(signal.SIGTERM)
         assert consumer.wait(timeout=30) == 0
     finally:

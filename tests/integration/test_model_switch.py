@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import threading
-import time
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -14,6 +13,7 @@ from kafka import KafkaProducer
 from broker.settings import KafkaSettings
 from consumer.events import DriftEvent
 from data.dataset import load_dataset
+from demo.stack import wait_until
 from models.promotion import ModelUpdate
 from models.registry import Registry
 from models.training import evaluate, train_classifier
@@ -55,13 +55,6 @@ def promote_model_trained_on_noised_iris(registry: Registry, iris_csv: Path) -> 
     )
 
 
-def wait_for(condition, timeout: float, what: str) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        assert time.monotonic() < deadline, f"timed out waiting for {what}"
-        time.sleep(0.1)
-
-
 def test_consumer_judges_windows_after_a_model_update_against_the_new_reference(
     kafka_settings: KafkaSettings,
     kafka_env: dict[str, str],
@@ -75,16 +68,16 @@ def test_consumer_judges_windows_after_a_model_update_against_the_new_reference(
         loop.start()
         try:
             run_producer(kafka_env, iris_csv, "--count", "300", "--drift-after", "0", "--seed", "1")
-            wait_for(lambda: monitor.stats.windows == 6, 60, "six drifted windows")
+            wait_until(lambda: monitor.stats.windows == 6, 60, "six drifted windows")
             assert monitor.stats.drift_events == 6
 
             update = promote_model_trained_on_noised_iris(registry, iris_csv)
             with KafkaProducer(bootstrap_servers=kafka_settings.servers) as producer:
                 producer.send(kafka_settings.model_updates_topic, update.to_bytes()).get(10)
-            wait_for(lambda: monitor.champion.metadata.version == 2, 30, "the model switch")
+            wait_until(lambda: monitor.champion.metadata.version == 2, 30, "the model switch")
 
             run_producer(kafka_env, iris_csv, "--count", "300", "--drift-after", "0", "--seed", "2")
-            wait_for(lambda: monitor.stats.windows == 12, 60, "six more windows")
+            wait_until(lambda: monitor.stats.windows == 12, 60, "six more windows")
         finally:
             stop.set()
             loop.join(timeout=30)
