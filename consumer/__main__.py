@@ -19,6 +19,7 @@ from broker.clients import (
     update_consumer,
 )
 from broker.errors import BrokerUnavailableError
+from broker.settings import settings_error
 from broker.topics import ensure_topics
 from consumer.archive import WindowArchive
 from consumer.metrics import ConsumerMetrics
@@ -89,9 +90,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         settings = ConsumerSettings(**flags)
     except ValidationError as err:
-        first = err.errors()[0]
-        where = ".".join(str(p) for p in first["loc"]) or "settings"
-        print(f"error: {where}: {first['msg']}", file=sys.stderr)
+        print(f"error: {settings_error(err)}", file=sys.stderr)
         return 2
     registry = Registry.from_settings(settings)
     if registry.champion_version() is None:

@@ -16,6 +16,7 @@ from pydantic import ValidationError
 
 from broker.clients import quiet_client_logs, reliable_producer
 from broker.errors import BrokerUnavailableError
+from broker.settings import settings_error
 from data.dataset import DatasetError, load_dataset
 from producer.messages import RowMessage
 from producer.metrics import ProducerMetrics
@@ -199,9 +200,7 @@ def _failed(failures: list[Exception], metrics: ProducerMetrics, err: Exception)
 
 def _one_line(err: Exception) -> str:
     if isinstance(err, ValidationError):
-        first = err.errors()[0]
-        where = ".".join(str(p) for p in first["loc"]) or "settings"
-        return f"{where}: {first['msg']}"
+        return settings_error(err)
     return str(err).splitlines()[0]
 
 
