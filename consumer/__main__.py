@@ -6,27 +6,10 @@ import argparse
 import logging
 import signal
 import sys
+from collections.abc import Callable
 from pathlib import Path
 from types import FrameType
 from typing import Any
-
-from pydantic import ValidationError
-
-from broker.clients import (
-    manual_commit_consumer,
-    quiet_client_logs,
-    reliable_producer,
-    update_consumer,
-)
-from broker.errors import BrokerUnavailableError
-from broker.settings import settings_error
-from broker.topics import ensure_topics
-from consumer.archive import WindowArchive
-from consumer.metrics import ConsumerMetrics
-from consumer.model_updates import ModelUpdateFollower
-from consumer.service import Champion, DriftMonitor, NoChampionError
-from consumer.settings import ConsumerSettings
-from models.registry import Registry, RegistryError
 
 logger = logging.getLogger("consumer")
 
@@ -86,6 +69,42 @@ def main(argv: list[str] | None = None) -> int:
     flags = parse_args(args)
     idle_exit = flags.pop("idle_exit", None)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    stopping = False
+
+    def stop(signum: int, frame: FrameType | None) -> None:
+        nonlocal stopping
+        logger.info("signal %d: finishing the current batch, then stopping", signum)
+        stopping = True
+
+    # Installed before start-up, which takes seconds (scikit-learn, SciPy, the broker):
+    # a SIGTERM then ends the consumer cleanly before its first poll instead of
+    # killing it half-started.
+    signal.signal(signal.SIGTERM, stop)
+    signal.signal(signal.SIGINT, stop)
+    return serve(flags, lambda: stopping, idle_exit)
+
+
+def serve(flags: dict[str, Any], should_stop: Callable[[], bool], idle_exit: float | None) -> int:
+    """Build settings and clients from ``flags``, then judge windows until ``should_stop()``."""
+    # Imported here, after the signal handlers: these imports are most of start-up.
+    from pydantic import ValidationError
+
+    from broker.clients import (
+        manual_commit_consumer,
+        quiet_client_logs,
+        reliable_producer,
+        update_consumer,
+    )
+    from broker.errors import BrokerUnavailableError
+    from broker.settings import settings_error
+    from broker.topics import ensure_topics
+    from consumer.archive import WindowArchive
+    from consumer.metrics import ConsumerMetrics
+    from consumer.model_updates import ModelUpdateFollower
+    from consumer.service import Champion, DriftMonitor, NoChampionError
+    from consumer.settings import ConsumerSettings
+    from models.registry import Registry, RegistryError
+
     quiet_client_logs()
     try:
         settings = ConsumerSettings(**flags)
@@ -100,16 +119,9 @@ def main(argv: list[str] | None = None) -> int:
             file=sys.stderr,
         )
         return 2
-
-    stopping = False
-
-    def stop(signum: int, frame: FrameType | None) -> None:
-        nonlocal stopping
-        logger.info("signal %d: finishing the current batch, then stopping", signum)
-        stopping = True
-
-    signal.signal(signal.SIGTERM, stop)
-    signal.signal(signal.SIGINT, stop)
+    if should_stop():
+        logger.info("stopped before start-up finished")
+        return 0
     try:
         ensure_topics(
             settings.servers,
@@ -150,7 +162,7 @@ def main(argv: list[str] | None = None) -> int:
         metrics=metrics,
     )
     try:
-        stats = monitor.run(lambda: stopping, idle_timeout=idle_exit)
+        stats = monitor.run(should_stop, idle_timeout=idle_exit)
     finally:
         producer.flush()
         producer.close()

@@ -48,43 +48,50 @@ def test_kill_9_and_restart_yields_every_window_once(
     tmp_path: Path,
 ) -> None:
     log = tmp_path / "consumer.log"
-    # Every row noised: every window is a drift event, so the drift topic shows each
-    # window the consumer finished, under its id.
-    producer = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "producer",
-            "--data",
-            str(iris_csv),
-            "--quiet",
-            "--count",
-            str(ROWS),
-            "--rate",
-            "400",
-            "--drift-after",
-            "0",
-            "--seed",
-            "3",
-        ],
-        env=kafka_env,
-    )
-    processes = [producer]
+
+    def logged(text: str) -> int:
+        return log.read_text().count(text) if log.exists() else 0
+
+    consumer = start_consumer(kafka_env, artifact_root, log)
+    processes = [consumer]
     try:
+        # Rows start flowing once the first consumer reads, and keep flowing for about
+        # ten seconds, so that both kills land in the middle of the stream.
+        wait_until(lambda: logged("consuming topic=") == 1, 60, "the first consumer consuming")
+        # Every row noised: every window is a drift event, so the drift topic shows each
+        # window the consumer finished, under its id.
+        producer = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "producer",
+                "--data",
+                str(iris_csv),
+                "--quiet",
+                "--count",
+                str(ROWS),
+                "--rate",
+                "200",
+                "--drift-after",
+                "0",
+                "--seed",
+                "3",
+            ],
+            env=kafka_env,
+        )
+        processes.append(producer)
         for kills in (1, 2):
-            consumer = start_consumer(kafka_env, artifact_root, log)
-            processes.append(consumer)
+            alerts = logged("DRIFT ***")
             wait_until(
-                lambda n=kills: log.read_text().count("DRIFT ***") >= 4 * n,
+                lambda n=alerts: logged("DRIFT ***") >= n + 4,
                 timeout=60,
-                what=f"the consumer's windows before kill {kills}",
+                what=f"four more windows before kill {kills}",
             )
             os.kill(consumer.pid, signal.SIGKILL)
             consumer.wait(timeout=10)
+            consumer = start_consumer(kafka_env, artifact_root, log)
+            processes.append(consumer)
         assert producer.wait(timeout=60) == 0
-
-        consumer = start_consumer(kafka_env, artifact_root, log)
-        processes.append(consumer)
         expected = set(range(0, ROWS, WINDOW))
 
         def all_windows_published() -> bool:
@@ -92,8 +99,10 @@ def test_kill_9_and_restart_yields_every_window_once(
             return {DriftEvent.from_bytes(r.value).window.first_offset for r in records} >= expected
 
         wait_until(all_windows_published, timeout=90, what="every window's drift event")
+        wait_until(lambda: logged("consuming topic=") == 3, 60, "the last consumer consuming")
         consumer.send_signal(signal.SIGTERM)
         assert consumer.wait(timeout=30) == 0
+        assert logged("stopped: ") == 1
     finally:
         for process in processes:
             if process.poll() is None:
