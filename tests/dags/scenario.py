@@ -94,8 +94,8 @@ def write_archive(
             path,
             iris.feature_names,
             offsets,
-            [(T0 + timedelta(seconds=o)).isoformat() for o in offsets],
-            values[first : last + 1].tolist(),
+            [T0 + timedelta(seconds=o) for o in offsets],
+            values[first : last + 1],
             [labels[o] if o % labeled_every == 0 else None for o in offsets],
             iris.label_column,
         )
