@@ -128,7 +128,9 @@ def label_predictor(estimator: Any, reference: np.ndarray) -> Callable[[np.ndarr
         or hasattr(estimator, "feature_names_in_")
     ):
         return estimator.predict
-    trees = list(estimator.estimators_)
+    # Each tree's predict_proba(X, check_input=False) is its fitted tree_.predict(X)
+    # cut to its classes, after checks that cost more than the lookup on a poll's rows.
+    trees = [(tree.tree_, tree.n_classes_) for tree in estimator.estimators_]
     classes = estimator.classes_
     n_features = estimator.n_features_in_
     n_classes = estimator.n_classes_
@@ -136,10 +138,10 @@ def label_predictor(estimator: Any, reference: np.ndarray) -> Callable[[np.ndarr
     def predict(x: np.ndarray) -> Any:
         if x.ndim != 2 or x.shape[0] == 0 or x.shape[1] != n_features or not np.isfinite(x).all():
             return estimator.predict(x)
-        x32 = np.asarray(x, dtype=np.float32)
+        x32 = np.ascontiguousarray(x, dtype=np.float32)
         proba = np.zeros((x32.shape[0], n_classes), dtype=np.float64)
-        for tree in trees:
-            proba += tree.predict_proba(x32, check_input=False)
+        for tree, tree_classes in trees:
+            proba += tree.predict(x32)[:, :tree_classes]
         proba /= len(trees)
         return classes.take(np.argmax(proba, axis=1), axis=0)
 
@@ -275,17 +277,17 @@ class DriftMonitor:
             if state is None:
                 state = self._partitions[tp] = self._new_partition()
             windower = state.windower
-            for record in records:
-                self.stats.rows += 1
-                state.last_offset = record.offset
-                try:
-                    message = decoder.decode(record.value)
-                except MalformedRowError as err:
-                    self._dead_letter(record, err)
+            decoded = decoder.decode_all([record.value for record in records])
+            for record, message in zip(records, decoded, strict=True):
+                if isinstance(message, MalformedRowError):
+                    self._dead_letter(record, message)
                     continue
                 window = windower.add(record.offset, message)
                 if window is not None:
                     completed.append((tp, window))
+            if records:
+                state.last_offset = records[-1].offset
+            self.stats.rows += len(records)
             self.metrics.rows.inc(len(records))
             highwater = self.consumer.highwater(tp)
             if highwater is not None and state.last_offset is not None:
@@ -294,6 +296,7 @@ class DriftMonitor:
                 )
         if completed:
             self._judge(completed)
+            self.archive.sync()
         if self._sends:
             self._await_sends()
         self.commit(sync=False)
@@ -371,7 +374,7 @@ class DriftMonitor:
         champion = self.champion
         judged: list[_Judged] = []
         for tp, window in completed:
-            values = np.array([champion.decoder.values(m) for m in window.items], dtype=np.float64)
+            values = np.array(list(map(champion.decoder.values, window.items)), dtype=np.float64)
             started = time.perf_counter()
             result = champion.detector.predict(values)
             judged.append(_Judged(tp, window, values, result, time.perf_counter() - started))
@@ -443,8 +446,8 @@ class DriftMonitor:
             path,
             names,
             window.offsets,
-            [m.event_time.isoformat() for m in window.items],
-            item.values.tolist(),
+            [m.event_time for m in window.items],
+            item.values,
             [m.label for m in window.items],
             champion.metadata.label_column,
         )
