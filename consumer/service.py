@@ -1,10 +1,17 @@
 """The consumer's loop: poll, dead-letter, window, judge, archive, publish, commit.
 
 Offsets are committed only once a window's results are durable: its archive
-written and fsynced, its drift event (if any) and every dead letter acknowledged
-by the broker. The committed offset of a partition is the first offset the next
-window still needs, so a consumer killed at any point re-reads exactly the rows
-of the windows it had not finished, and judges them under the same ids.
+written and fsynced, then its drift event (if any) acknowledged by the broker,
+and every dead letter acknowledged. The committed offset of a partition is the
+first offset the next window still needs, so a consumer killed at any point
+re-reads exactly the rows of the windows it had not finished, and judges them
+under the same ids.
+
+The loop reads and judges on the calling thread. Archiving a poll's windows and
+publishing their drift events run on an archive thread while the next poll is
+read and judged: they are mostly waiting on the disk and the broker. At most one
+poll's windows are in flight; their offsets are committed once the thread is
+done with them.
 """
 
 from __future__ import annotations
@@ -14,8 +21,10 @@ import logging
 import time
 from collections import Counter
 from collections.abc import Callable
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -165,6 +174,28 @@ class _Partition:
         return None if self.last_offset is None else self.last_offset + 1
 
 
+@dataclass(frozen=True)
+class _ArchivedWindow:
+    """What the archive thread writes for one window, and the event it then publishes."""
+
+    path: Path
+    feature_names: list[str]
+    label_column: str
+    offsets: tuple[int, ...]
+    event_times: list[datetime]
+    values: np.ndarray
+    labels: list[int | str | None]
+    event: DriftEvent
+
+
+@dataclass(frozen=True)
+class _InFlight:
+    """A poll's windows on the archive thread, and the positions to commit once done."""
+
+    done: Future[None]
+    positions: dict[TopicPartition, int]
+
+
 @dataclass
 class _Judged:
     tp: TopicPartition
@@ -220,6 +251,10 @@ class DriftMonitor:
         self._partitions: dict[TopicPartition, _Partition] = {}
         self._sends: list[Any] = []
         self._commit_in_flight = False
+        self._writer: ThreadPoolExecutor | None = None
+        self._in_flight: _InFlight | None = None
+        self._durable: dict[TopicPartition, int] = {}
+        """Positions whose windows are all durable, not yet committed."""
 
     # -- the loop ---------------------------------------------------------------
 
@@ -249,6 +284,7 @@ class DriftMonitor:
         thawed = gc.get_freeze_count() == 0
         gc.collect()
         gc.freeze()
+        self._writer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="driftloop-archive")
         try:
             while not should_stop():
                 self.follow_model_updates()
@@ -258,12 +294,18 @@ class DriftMonitor:
                 if batch:
                     last_rows = time.monotonic()
                     self.process(batch)
-                elif idle_timeout is not None and time.monotonic() - last_rows > idle_timeout:
-                    break
+                else:
+                    self._settle(wait=False)
+                    if idle_timeout is not None and time.monotonic() - last_rows > idle_timeout:
+                        break
             # Only on a clean stop: after a failure the windows of the failed poll have
             # left their windowers unarchived, and committing now would skip them.
-            self.commit(sync=True)
+            self._settle(wait=True)
+            self.commit()
         finally:
+            self._writer.shutdown(wait=True)
+            self._writer = None
+            self._in_flight = None
             if thawed:
                 gc.unfreeze()
         return self.stats
@@ -294,36 +336,98 @@ class DriftMonitor:
                 self.metrics.lag.labels(topic=tp.topic, partition=str(tp.partition)).set(
                     highwater - state.last_offset - 1
                 )
-        if completed:
-            self._judge(completed)
-            self.archive.sync()
+        windows = self._judge(completed) if completed else []
         if self._sends:
             self._await_sends()
-        self.commit(sync=False)
+        positions = {
+            tp: position
+            for tp, state in self._partitions.items()
+            if (position := state.commit_position()) is not None
+        }
+        # One poll in flight at most: the previous poll's windows are usually written
+        # by now, while this poll was read and judged.
+        self._settle(wait=True)
+        if windows:
+            assert self._writer is not None, "process() runs inside run()"
+            self._in_flight = _InFlight(self._writer.submit(self._archive, windows), positions)
+        else:
+            self._durable.update(positions)
+            self._commit_durable()
 
-    def commit(self, sync: bool) -> None:
-        """Commit, for each partition whose position moved, the first offset still needed.
+    def _archive(self, windows: list[_ArchivedWindow]) -> None:
+        """On the archive thread: write the windows, make them durable, publish drift events."""
+        for window in windows:
+            self.archive.write_rows(
+                window.path,
+                window.feature_names,
+                window.offsets,
+                window.event_times,
+                window.values,
+                window.labels,
+                window.label_column,
+            )
+            self.archive.write_verdict(window.path, window.event)
+        self.archive.sync()
+        # Published only now: a reader of the event (the retraining DAG) finds the
+        # window in the archive.
+        sent = [
+            self.producer.send(
+                self.settings.drift_topic, key=w.event.stream.encode(), value=w.event.to_bytes()
+            )
+            for w in windows
+            if w.event.is_drift
+        ]
+        if sent:
+            self.producer.flush()
+        for future in sent:
+            future.get(timeout=0)  # Raises the delivery error: the poll is never committed.
 
-        The position moves when a window completes (or rows were dead-lettered
-        with no window pending), so this commits about once per window.
+    def _settle(self, wait: bool) -> None:
+        """Commit the in-flight poll's positions if it is done (or once done, with ``wait``).
+
+        Raises whatever archiving or publishing that poll raised.
         """
-        if not sync and self._commit_in_flight:
-            return  # The next commit carries this one's offsets too.
+        in_flight = self._in_flight
+        if in_flight is not None and (wait or in_flight.done.done()):
+            self._in_flight = None
+            in_flight.done.result()
+            self._durable.update(in_flight.positions)
+        self._commit_durable()
+
+    def _commit_durable(self) -> None:
+        """Commit the durable positions asynchronously, unless a commit is in flight."""
+        if self._commit_in_flight or not self._durable:
+            return  # The next call carries these offsets too.
+        durable, self._durable = self._durable, {}
+        offsets = {}
+        for tp, position in durable.items():
+            state = self._partitions.get(tp)  # Revoked partitions are not ours to commit.
+            if state is not None and position != state.committed:
+                offsets[tp] = OffsetAndMetadata(position, "", -1)
+                state.committed = position
+        if offsets:
+            # Safe to commit asynchronously: if it is lost, the windows are judged
+            # again under the same ids and archived to the same files.
+            self._commit_in_flight = True
+            self.consumer.commit_async(offsets, callback=self._commit_done)
+
+    def commit(self) -> None:
+        """Commit, and wait for, each partition's first offset still needed.
+
+        Only for when no poll is in flight (see :meth:`_settle`): then every
+        completed window is durable.
+        """
+        if self._in_flight is not None:
+            raise RuntimeError("a poll's windows are still being archived; settle them first")
+        self._durable = {}
         offsets = {}
         for tp, state in self._partitions.items():
             position = state.commit_position()
             if position is not None and position != state.committed:
                 offsets[tp] = OffsetAndMetadata(position, "", -1)
                 state.committed = position
-        if not offsets:
-            return
-        if sync:
+        if offsets:
             self.consumer.commit(offsets)
-        else:
-            # Safe to commit asynchronously: if it is lost, the windows are judged
-            # again under the same ids and archived to the same files.
-            self._commit_in_flight = True
-            self.consumer.commit_async(offsets, callback=self._commit_done)
 
     def _commit_done(self, offsets: Any, response: Any) -> None:
         self._commit_in_flight = False
@@ -370,7 +474,10 @@ class DriftMonitor:
 
     # -- judging ----------------------------------------------------------------
 
-    def _judge(self, completed: list[tuple[TopicPartition, Window[RowMessage]]]) -> None:
+    def _judge(
+        self, completed: list[tuple[TopicPartition, Window[RowMessage]]]
+    ) -> list[_ArchivedWindow]:
+        """Judge and log the completed windows; return what the archive thread is to write."""
         champion = self.champion
         judged: list[_Judged] = []
         for tp, window in completed:
@@ -379,9 +486,11 @@ class DriftMonitor:
             result = champion.detector.predict(values)
             judged.append(_Judged(tp, window, values, result, time.perf_counter() - started))
         accuracies = self._accuracies(judged)
+        archived = []
         for item, (labeled, accuracy) in zip(judged, accuracies, strict=True):
             self.metrics.window(item.result, champion.metadata.feature_names, item.seconds)
-            self._record(item, labeled, accuracy)
+            archived.append(self._record(item, labeled, accuracy))
+        return archived
 
     def _accuracies(self, judged: list[_Judged]) -> list[tuple[int, float | None]]:
         """The champion's accuracy on each window's labeled rows, in one predict call."""
@@ -405,7 +514,8 @@ class DriftMonitor:
             start += count
         return out
 
-    def _record(self, item: _Judged, labeled: int, accuracy: float | None) -> None:
+    def _record(self, item: _Judged, labeled: int, accuracy: float | None) -> _ArchivedWindow:
+        """Build the window's DriftEvent, log the window and any drift, count them."""
         champion, window, result, tp = self.champion, item.window, item.result, item.tp
         names = champion.metadata.feature_names
         first, last = window.items[0], window.items[-1]
@@ -442,16 +552,6 @@ class DriftMonitor:
             labeled_rows=labeled,
             accuracy=accuracy,
         )
-        self.archive.write_rows(
-            path,
-            names,
-            window.offsets,
-            [m.event_time for m in window.items],
-            item.values,
-            [m.label for m in window.items],
-            champion.metadata.label_column,
-        )
-        self.archive.write_verdict(path, event)
         self.stats.windows += 1
         lowest = int(np.argmin(result.p_values))
         logger.info(
@@ -477,11 +577,16 @@ class DriftMonitor:
                 champion.label,
                 event.event_id,
             )
-            self._sends.append(
-                self.producer.send(
-                    self.settings.drift_topic, key=event.stream.encode(), value=event.to_bytes()
-                )
-            )
+        return _ArchivedWindow(
+            path=path,
+            feature_names=names,
+            label_column=champion.metadata.label_column,
+            offsets=window.offsets,
+            event_times=[m.event_time for m in window.items],
+            values=item.values,
+            labels=[m.label for m in window.items],
+            event=event,
+        )
 
     # -- dead letters and delivery ----------------------------------------------
 
