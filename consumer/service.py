@@ -45,6 +45,9 @@ from producer.messages import RowMessage
 
 logger = logging.getLogger(__name__)
 
+UPDATE_CHECK_INTERVAL_S = 0.5
+"""Seconds between checks of the model-updates topic while rows keep arriving."""
+
 DLQ_REASON_HEADER = "driftloop.error.reason"
 DLQ_DETAIL_HEADER = "driftloop.error.detail"
 
@@ -285,9 +288,14 @@ class DriftMonitor:
         gc.collect()
         gc.freeze()
         self._writer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="driftloop-archive")
+        next_update_check = time.monotonic()
         try:
             while not should_stop():
-                self.follow_model_updates()
+                if time.monotonic() >= next_update_check:
+                    # Each check is a poll of the updates topic, which waits on that
+                    # client's IO thread: not after every poll of a busy rows topic.
+                    self.follow_model_updates()
+                    next_update_check = time.monotonic() + UPDATE_CHECK_INTERVAL_S
                 batch = self.consumer.poll(
                     timeout_ms=500, max_records=self.settings.max_poll_records
                 )
