@@ -3,7 +3,8 @@
 Runs the whole loop on this machine (local broker, Airflow standalone with the
 retraining DAG, the consumer, a producer that turns to the tutorial's noise) and
 prints two figures per run, both measured from the drift event that led to the
-promotion (its ``detected_at``, when the consumer published it):
+promotion (its ``detected_at``, when the consumer judged the window; the event is
+published once the window is archived, tens of milliseconds later):
 
 - seconds to the DAG's ``train_challenger`` task starting (target: under 15 s);
 - seconds to the first window the consumer judged with the new champion
