@@ -84,9 +84,10 @@ def test_kill_9_and_restart_yields_every_window_once(
         processes.append(producer)
         for kills in (1, 2):
             alerts = logged("DRIFT ***")
+            # A restarted consumer joins once the killed one's 45 s session is over.
             wait_until(
                 lambda n=alerts: logged("DRIFT ***") >= n + 4,
-                timeout=60,
+                timeout=120,
                 what=f"four more windows before kill {kills}",
             )
             os.kill(consumer.pid, signal.SIGKILL)
@@ -100,10 +101,12 @@ def test_kill_9_and_restart_yields_every_window_once(
             records = read_topic(kafka_settings, kafka_settings.drift_topic)
             return {DriftEvent.from_bytes(r.value).window.first_offset for r in records} >= expected
 
-        wait_until(all_windows_published, timeout=90, what="every window's drift event")
+        wait_until(all_windows_published, timeout=120, what="every window's drift event")
         # Stopped once it owns the partition: while it waits for the killed consumer's
         # session to time out (45 s), kafka-python's poll does not return.
-        wait_until(lambda: logged("assigned partitions") >= 3, 90, "the last consumer's assignment")
+        wait_until(
+            lambda: logged("assigned partitions") >= 3, 120, "the last consumer's assignment"
+        )
         consumer.send_signal(signal.SIGTERM)
         assert consumer.wait(timeout=30) == 0
         assert logged("stopped: ") == 1
