@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import csv
 import io
-import os
 from collections.abc import Sequence
 from datetime import datetime
 from pathlib import Path
@@ -13,6 +12,7 @@ import numpy as np
 from pydantic_core import to_json
 
 from consumer.events import DriftEvent
+from models.durable import fsync_dir, write_atomic
 
 _CSV_SPECIALS = (",", '"', "\r", "\n")
 """Characters that make the csv module quote a field (the delimiter, the quote, line breaks)."""
@@ -144,21 +144,9 @@ class WindowArchive:
         leaves a partial file; the rename itself is on disk only after this.
         """
         while self._unsynced:
-            directory = self._unsynced.pop()
-            dir_fd = os.open(directory, os.O_DIRECTORY)
-            try:
-                os.fsync(dir_fd)
-            finally:
-                os.close(dir_fd)
+            fsync_dir(self._unsynced.pop())
 
     def _write_atomic(self, path: Path, data: bytes) -> None:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-        with open(tmp, "wb") as out:
-            out.write(data)
-            if self.fsync:
-                out.flush()
-                os.fsync(out.fileno())
-        os.replace(tmp, path)
+        write_atomic(path, data, fsync=self.fsync, sync_dir=False)
         if self.fsync:
             self._unsynced.add(path.parent)

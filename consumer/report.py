@@ -14,7 +14,6 @@ import html
 import io
 import logging
 import math
-import os
 import sys
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -32,6 +31,7 @@ from matplotlib.ticker import FixedLocator, FuncFormatter, NullLocator
 from pydantic import ValidationError
 
 from consumer.events import DriftEvent, WindowRef
+from models.durable import write_atomic
 from models.registry import Registry, RegistryError, RegistrySettings, VersionMetadata
 
 logger = logging.getLogger(__name__)
@@ -285,8 +285,9 @@ def render(timeline: Timeline, out_dir: Path, title: str = DEFAULT_TITLE) -> tup
     out_dir.mkdir(parents=True, exist_ok=True)
     png = _draw(timeline, title)
     png_path, html_path = out_dir / PNG_NAME, out_dir / HTML_NAME
-    _write_atomic(png_path, png)
-    _write_atomic(html_path, _page(timeline, title, png).encode())
+    # Replaced whole, so a page open in a browser never reads half a file.
+    write_atomic(png_path, png, fsync=False)
+    write_atomic(html_path, _page(timeline, title, png).encode(), fsync=False)
     logger.info(
         "drift timeline windows=%d drifted=%d switches=%d png=%s html=%s",
         len(timeline),
@@ -391,17 +392,6 @@ def _first_error(err: ValidationError) -> str:
     first = err.errors()[0]
     where = ".".join(str(part) for part in first["loc"]) or "document"
     return f"{where}: {first['msg']}"
-
-
-def _write_atomic(path: Path, data: bytes) -> None:
-    """Replace ``path`` whole, so a page open in a browser never reads half a file."""
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    try:
-        tmp.write_bytes(data)
-        os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
 
 
 # --- the picture ---------------------------------------------------------------------------

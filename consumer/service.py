@@ -347,11 +347,7 @@ class DriftMonitor:
         windows = self._judge(completed) if completed else []
         if self._sends:
             self._await_sends()
-        positions = {
-            tp: position
-            for tp, state in self._partitions.items()
-            if (position := state.commit_position()) is not None
-        }
+        positions = self._positions()
         # One poll in flight at most: the previous poll's windows are usually written
         # by now, while this poll was read and judged.
         self._settle(wait=True)
@@ -407,12 +403,7 @@ class DriftMonitor:
         if self._commit_in_flight or not self._durable:
             return  # The next call carries these offsets too.
         durable, self._durable = self._durable, {}
-        offsets = {}
-        for tp, position in durable.items():
-            state = self._partitions.get(tp)  # Revoked partitions are not ours to commit.
-            if state is not None and position != state.committed:
-                offsets[tp] = OffsetAndMetadata(position, "", -1)
-                state.committed = position
+        offsets = self._moved(durable)
         if offsets:
             # Safe to commit asynchronously: if it is lost, the windows are judged
             # again under the same ids and archived to the same files.
@@ -428,14 +419,30 @@ class DriftMonitor:
         if self._in_flight is not None:
             raise RuntimeError("a poll's windows are still being archived; settle them first")
         self._durable = {}
-        offsets = {}
-        for tp, state in self._partitions.items():
-            position = state.commit_position()
-            if position is not None and position != state.committed:
-                offsets[tp] = OffsetAndMetadata(position, "", -1)
-                state.committed = position
+        offsets = self._moved(self._positions())
         if offsets:
             self.consumer.commit(offsets)
+
+    def _positions(self) -> dict[TopicPartition, int]:
+        """Each partition's commit position now (see `_Partition.commit_position`)."""
+        return {
+            tp: position
+            for tp, state in self._partitions.items()
+            if (position := state.commit_position()) is not None
+        }
+
+    def _moved(self, positions: dict[TopicPartition, int]) -> dict[TopicPartition, Any]:
+        """The positions that differ from the last commit, as offsets; marks them committed.
+
+        Partitions revoked since the positions were taken are left out: not ours to commit.
+        """
+        offsets = {}
+        for tp, position in positions.items():
+            state = self._partitions.get(tp)
+            if state is not None and position != state.committed:
+                offsets[tp] = OffsetAndMetadata(position, "", -1)
+                state.committed = position
+        return offsets
 
     def _commit_done(self, offsets: Any, response: Any) -> None:
         self._commit_in_flight = False

@@ -29,7 +29,6 @@ import logging
 import math
 import os
 import re
-import tempfile
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -41,7 +40,7 @@ from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, ValidationErro
 
 from consumer.archive import WindowArchive
 from consumer.events import DriftEvent
-from models.durable import fsync_dir, write_atomic
+from models.durable import fsync_dir, write_atomic, write_temp
 from models.promotion import ModelUpdate
 from models.registry import (
     CHAMPION_FILE,
@@ -971,15 +970,10 @@ def _one_line(err: BaseException) -> str:
 
 def _create_exclusive(path: Path, data: bytes) -> bool:
     """Create ``path`` holding ``data`` whole, only if it does not exist; True if created."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp_name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    tmp = write_temp(path, data)
     try:
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(data)
-            handle.flush()
-            os.fsync(handle.fileno())
         try:
-            os.link(tmp_name, path)
+            os.link(tmp, path)
         except OSError as err:
             if err.errno == errno.EEXIST:
                 return False
@@ -987,4 +981,4 @@ def _create_exclusive(path: Path, data: bytes) -> bool:
         fsync_dir(path.parent)
         return True
     finally:
-        Path(tmp_name).unlink(missing_ok=True)
+        tmp.unlink(missing_ok=True)
