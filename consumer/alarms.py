@@ -1,0 +1,582 @@
+"""Drift alarms: when a stream's evidence is drift, within a false-alarm budget of clean rows.
+
+KSDrift judges every window (the evidence); an alarm decides when the loop acts.
+Both alarms here honour a budget: on a clean stream, at least ``false_alarm_rows``
+rows pass on average per false alarm.
+
+``ks``
+    A window raises the alarm when a feature's KS p-value is below the level the
+    budget implies: ``step / false_alarm_rows`` over the features (Bonferroni), one
+    test per ``step`` rows. The p-value is taken with the reference counted twice
+    (see :func:`robust_ks_p_values`), so that a finite reference whose sampling error
+    differs from the production population's does not eat the budget.
+``rank`` (the default)
+    A sequential test on every row. The first ``warmup_rows`` rows of a stream (after
+    a start or a new champion) form its baseline; meanwhile the ``ks`` rule guards
+    against a stream that is drifted from the start. Every later value is ranked
+    among its feature's baseline, ties broken at random, which makes its rank
+    exactly uniform on a clean stream whatever the data: ties, discrete values,
+    any distribution. Orthogonal polynomial scores of the rank sum up, over several
+    window lengths, changes of location (degree 1), scale (2), skew (3) and shape
+    (4). Every ``every`` rows each sum is standardized by its exact null standard
+    deviation (:func:`null_sd`) and the alarm fires when the largest ``|z|`` passes
+    the threshold calibrated for the baseline size, the feature count and the
+    budget (:mod:`consumer.calibration`). After an alarm the sums start over.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Literal
+
+import numpy as np
+import numpy.typing as npt
+from scipy.special import ndtri_exp
+
+from consumer.detection import ks_sf
+
+AlarmName = Literal["rank", "ks"]
+
+SCAN: tuple[tuple[str, tuple[int, ...], tuple[int, ...]], ...] = (
+    ("location", (1,), (10, 25, 50, 100)),
+    ("scale", (2,), (10, 25, 50, 100, 400)),
+    ("shape", (3, 4), (100, 400)),
+)
+"""(kind, polynomial degrees, window lengths in rows) the rank alarm scans.
+
+A kind of one degree is judged by ``|z|``; ``shape`` joins skew (3) and
+bimodality (4), whose sums are uncorrelated, as ``z3^2 + z4^2`` (chi-squared with
+2 degrees of freedom on a clean stream), put on the ``|z|`` scale: the ``|z|`` with
+the same tail probability.
+"""
+
+DEGREES = 4
+"""Polynomial degrees 1 to 4 are scored."""
+
+LOCATION_SHARE = 0.8
+"""Share of the budget the location sums get; scale, skew and shape share the rest."""
+
+LONGEST = max(w for _, _, lengths in SCAN for w in lengths)
+"""Rows of the longest sum: the history each lane keeps."""
+
+
+def null_sd(window: int, baseline: int) -> float:
+    """Null standard deviation of a sum of ``window`` standardized rank scores.
+
+    Each score has mean 0 and variance 1 on a clean stream. Two rows ranked among
+    the same baseline are not independent (both see its sampling error): for any
+    centred, standardized score of the rank among ``n`` baseline values, the
+    covariance of two rows is exactly ``1 / (n + 2)`` (the n + 2 values are
+    exchangeable; summing over the pairs of positions gives it). Hence
+    ``Var = w + w (w - 1) / (n + 2)``.
+
+    >>> round(null_sd(100, 1000), 3)
+    10.482
+    >>> null_sd(1, 10)
+    1.0
+    """
+    return float(np.sqrt(window + window * (window - 1) / (baseline + 2)))
+
+
+def window_z(
+    sums: npt.NDArray[np.float64],
+    ends: npt.NDArray[np.int64],
+    window: int,
+    baseline: int,
+    degrees: tuple[int, ...],
+) -> npt.NDArray[np.float64]:
+    """``|z|`` of the sums of ``window`` scores ending before each of ``ends``.
+
+    Parameters
+    ----------
+    sums : numpy.ndarray
+        Cumulative sums of the scores, shape (DEGREES, features, rows + 1), with a
+        leading 0: the sum of rows ``i..j-1`` of degree ``k`` is
+        ``sums[k-1, :, j] - sums[k-1, :, i]``.
+    ends : numpy.ndarray
+        Indices ``j`` into the last axis, each at least ``window``.
+    window, baseline : int
+        Rows summed, rows in the baseline.
+    degrees : tuple of int
+        One degree: ``|z|``. Two: ``z1^2 + z2^2`` as the ``|z|`` of equal tail
+        probability (see `SCAN`).
+
+    Returns
+    -------
+    numpy.ndarray
+        Shape (features, len(ends)).
+
+    >>> sums = np.zeros((DEGREES, 1, 5)); sums[2:, 0, 4] = 2.0
+    >>> window_z(sums, np.array([4]), 4, 1000, (3, 4)).round(3).tolist()
+    [[0.898]]
+    """
+    picked = sums[[d - 1 for d in degrees]]
+    z = (picked[:, :, ends] - picked[:, :, ends - window]) / null_sd(window, baseline)
+    if len(degrees) == 1:
+        return np.asarray(np.abs(z[0]))
+    if len(degrees) != 2:
+        raise ValueError(f"one or two degrees per kind, got {degrees}")
+    # P(chi2_2 > t) = exp(-t / 2); the |z| with P(|Z| > z) equal to it, in log space.
+    log_tail = -(z**2).sum(axis=0) / 2 - np.log(2.0)
+    return np.asarray(-ndtri_exp(log_tail))
+
+
+def score_table(baseline: int, degree: int) -> npt.NDArray[np.float64]:
+    """Scores of the ranks ``0..n`` (values below) of a value among ``n`` baseline values.
+
+    The shifted Legendre polynomial of ``degree`` at the rank's mid-point
+    ``(r + 0.5) / (n + 1)``, centred and scaled so that over the n + 1 equally likely
+    ranks it has mean 0 and variance 1 exactly.
+
+    >>> table = score_table(4, 1)
+    >>> table.round(3).tolist()
+    [-1.414, -0.707, 0.0, 0.707, 1.414]
+    """
+    u = (np.arange(baseline + 1) + 0.5) / (baseline + 1)
+    values = np.polynomial.legendre.legval(2 * u - 1, [0] * degree + [1])
+    values = values - values.mean()
+    return np.asarray(values / values.std(), dtype=np.float64)
+
+
+def _splitmix64(x: npt.NDArray[np.uint64]) -> npt.NDArray[np.uint64]:
+    with np.errstate(over="ignore"):
+        x = x + np.uint64(0x9E3779B97F4A7C15)
+        x = (x ^ (x >> np.uint64(30))) * np.uint64(0xBF58476D1CE4E5B9)
+        x = (x ^ (x >> np.uint64(27))) * np.uint64(0x94D049BB133111EB)
+        return x ^ (x >> np.uint64(31))
+
+
+def tie_break(offsets: npt.NDArray[np.int64], n_features: int, seed: int) -> np.ndarray:
+    """Uniform numbers in [0, 1) per (row, feature), a function of the row's offset alone.
+
+    The tie-breaking is deterministic: a window judged again after a restart
+    breaks its ties the same way.
+
+    >>> a = tie_break(np.array([5, 6]), 2, seed=1)
+    >>> bool(((a >= 0) & (a < 1)).all()), a.shape
+    (True, (2, 2))
+    >>> bool((tie_break(np.array([5]), 2, seed=1) == a[:1]).all())
+    True
+    """
+    keys = offsets.astype(np.uint64)[:, None] * np.uint64(1 << 8) + np.arange(
+        n_features, dtype=np.uint64
+    )
+    mixed = _splitmix64(keys ^ _splitmix64(np.full(1, seed, dtype=np.uint64)))
+    return (mixed >> np.uint64(11)).astype(np.float64) / float(1 << 53)
+
+
+def robust_ks_p_values(
+    distances: npt.NDArray[np.floating], n_reference: int, n_window: int
+) -> npt.NDArray[np.float64]:
+    """Two-sided KS p-values with the reference counted twice.
+
+    The reference is a finite sample; the production population may differ from
+    it by a sample's worth of error without any drift (the model was trained on
+    that sample). The statistic then spreads as if the window were compared with
+    a sample of half the reference's size, ``1 / en = 2 / n_ref + 1 / n_win``.
+
+    >>> robust_ks_p_values(np.array([0.1, 0.5]), 150, 50).round(4).tolist()
+    [0.8961, 0.0]
+    """
+    en = 1.0 / (2.0 / n_reference + 1.0 / n_window)
+    return ks_sf(np.asarray(distances, dtype=np.float64), float(np.round(en)))
+
+
+@dataclass(frozen=True)
+class Firing:
+    """One alarm: where, on what, and how strong.
+
+    Attributes
+    ----------
+    offset : int
+        Offset of the row at which the alarm fired.
+    features : tuple of int
+        Features whose statistic passed the threshold.
+    kind : str
+        ``location``, ``scale``, ``skew``, ``shape`` (rank) or ``ks``.
+    window : int
+        Rows of the sum (or window) that passed.
+    statistic : float
+        The largest ``|z|`` (rank) or ``-log10`` of the smallest p-value (ks).
+    threshold : float
+        What it passed, on the same scale.
+    """
+
+    offset: int
+    features: tuple[int, ...]
+    kind: str
+    window: int
+    statistic: float
+    threshold: float
+
+
+class KSAlarm:
+    """The ``ks`` rule: a window alarms when a feature's robust KS p-value is below
+    ``step / false_alarm_rows / n_features``.
+
+    Parameters
+    ----------
+    n_reference : int
+        Rows of the champion's reference data.
+    n_features : int
+        Features per row.
+    step : int
+        Rows between window starts: one test per ``step`` rows.
+    false_alarm_rows : float
+        Clean rows per false alarm, on average, at least.
+
+    Examples
+    --------
+    >>> alarm = KSAlarm(n_reference=150, n_features=4, step=50, false_alarm_rows=100_000)
+    >>> alarm.level
+    0.000125
+    >>> alarm.judge(np.array([0.1, 0.2, 0.9, 0.1]), 50, last_offset=99).features
+    (2,)
+    >>> alarm.judge(np.array([0.1, 0.2, 0.2, 0.1]), 50, last_offset=99) is None
+    True
+    """
+
+    def __init__(
+        self, n_reference: int, n_features: int, step: int, false_alarm_rows: float
+    ) -> None:
+        if n_reference < 2:
+            raise ValueError(f"n_reference must be at least 2, got {n_reference}")
+        if n_features < 1:
+            raise ValueError(f"n_features must be at least 1, got {n_features}")
+        if step < 1:
+            raise ValueError(f"step must be at least 1, got {step}")
+        if not false_alarm_rows > step:
+            raise ValueError(
+                f"false_alarm_rows must exceed the window step ({step}), got {false_alarm_rows}"
+            )
+        self.n_reference = n_reference
+        self.n_features = n_features
+        self.level = step / false_alarm_rows / n_features
+
+    def judge(
+        self, distances: npt.NDArray[np.floating], n_window: int, last_offset: int
+    ) -> Firing | None:
+        """The alarm for a window with these KS distances, or None."""
+        p = robust_ks_p_values(distances, self.n_reference, n_window)
+        below = np.flatnonzero(p < self.level)
+        if below.size == 0:
+            return None
+        return Firing(
+            offset=last_offset,
+            features=tuple(int(i) for i in below),
+            kind="ks",
+            window=n_window,
+            statistic=float(-np.log10(max(float(p.min()), 1e-300))),
+            threshold=float(-np.log10(self.level)),
+        )
+
+
+@dataclass(frozen=True)
+class RankThresholds:
+    """The rank alarm's thresholds on ``|z|`` for one (baseline size, features, budget).
+
+    Attributes
+    ----------
+    location : float
+        Threshold of the location sums.
+    other : float
+        Threshold of the scale, skew and shape sums.
+    """
+
+    location: float
+    other: float
+
+
+RankThresholdsFor = Callable[[int, int], RankThresholds]
+"""``(baseline_rows, n_features) -> RankThresholds``: how a :class:`RankAlarm` gets them."""
+
+
+class RankAlarm:
+    """The sequential rank alarm of one stream (see the module docstring).
+
+    Feed it every valid row of the stream in order with :meth:`observe`; it returns
+    the alarms raised. Until ``warmup_rows`` rows have been seen it only collects
+    its baseline (:attr:`warming_up`): the caller guards that span with a
+    :class:`KSAlarm`.
+
+    Parameters
+    ----------
+    n_features : int
+        Features per row.
+    thresholds : callable
+        ``thresholds(baseline_rows, n_features)`` gives the :class:`RankThresholds`
+        (e.g. :func:`consumer.calibration.rank_thresholds` bound to a budget).
+    warmup_rows : int
+        Rows in the baseline, at least ``LONGEST`` (400).
+    every : int
+        Rows between evaluations of the sums.
+    seed : int
+        Seed of the tie-breaking (see :func:`tie_break`).
+
+    Examples
+    --------
+    A clean stream, then a shift of feature 1 by 3 standard deviations at row 1,500:
+
+    >>> rng = np.random.default_rng(0)
+    >>> x = rng.normal(size=(3000, 2))
+    >>> x[1500:, 1] += 3
+    >>> alarm = RankAlarm(2, lambda n, d: RankThresholds(5.0, 5.0), warmup_rows=1000)
+    >>> firings = alarm.observe(x, np.arange(3000))
+    >>> [(f.offset, f.features, f.kind) for f in firings[:1]]
+    [(1509, (1,), 'location')]
+    """
+
+    def __init__(
+        self,
+        n_features: int,
+        thresholds: RankThresholdsFor,
+        warmup_rows: int = 1000,
+        every: int = 5,
+        seed: int = 0,
+    ) -> None:
+        if n_features < 1:
+            raise ValueError(f"n_features must be at least 1, got {n_features}")
+        if warmup_rows < LONGEST:
+            raise ValueError(
+                f"warmup_rows must be at least {LONGEST} (the longest sum), got {warmup_rows}"
+            )
+        if every < 1:
+            raise ValueError(f"every must be at least 1, got {every}")
+        self.n_features = n_features
+        self.warmup_rows = warmup_rows
+        self.every = every
+        self.seed = seed
+        self._thresholds_for = thresholds
+        self._collected: list[np.ndarray] = []
+        self._n_collected = 0
+        self._baseline: np.ndarray | None = None
+        self._tables: np.ndarray | None = None
+        self._thresholds: np.ndarray | None = None
+        # Scores of the rows since the last restart, the last LONGEST of them.
+        self._history = np.zeros((DEGREES, n_features, 0))
+        self._since_restart = 0
+        self.baseline_last_offset: int | None = None
+        """Offset of the baseline's last row, once it is complete."""
+
+    @property
+    def warming_up(self) -> bool:
+        """True until the baseline is complete."""
+        return self._baseline is None
+
+    @property
+    def baseline_rows(self) -> int:
+        """Rows in the baseline (0 while warming up)."""
+        return 0 if self._baseline is None else self._baseline.shape[1]
+
+    def restart(self) -> None:
+        """Forget the sums (the baseline stays): the next alarm needs fresh rows."""
+        self._history = np.zeros((DEGREES, self.n_features, 0))
+        self._since_restart = 0
+
+    def observe(self, values: npt.ArrayLike, offsets: npt.ArrayLike) -> list[Firing]:
+        """Take the next rows of the stream; return the alarms they raise, in order.
+
+        Parameters
+        ----------
+        values : array_like
+            Shape (rows, n_features), finite.
+        offsets : array_like
+            The rows' offsets, increasing (they seed the tie-breaking).
+        """
+        x = np.asarray(values, dtype=np.float64)
+        pos = np.asarray(offsets, dtype=np.int64)
+        if x.ndim != 2 or x.shape[1] != self.n_features or pos.shape != (x.shape[0],):
+            raise ValueError(
+                f"values must have shape (rows, {self.n_features}) with one offset per row, "
+                f"got {x.shape} and {pos.shape}"
+            )
+        if self._baseline is None:
+            take = min(self.warmup_rows - self._n_collected, x.shape[0])
+            if take:
+                self._collected.append(x[:take])
+                self._n_collected += take
+            if self._n_collected == self.warmup_rows:
+                self._start(np.concatenate(self._collected))
+                self.baseline_last_offset = int(pos[take - 1])
+            x, pos = x[take:], pos[take:]
+            if self._baseline is None or x.shape[0] == 0:
+                return []
+        return self._scan(x, pos)
+
+    def _start(self, baseline: np.ndarray) -> None:
+        self._collected = []
+        self._baseline = np.ascontiguousarray(np.sort(baseline.T, axis=1))
+        n = baseline.shape[0]
+        self._tables = np.stack([score_table(n, degree) for degree in range(1, DEGREES + 1)])
+        t = self._thresholds_for(n, self.n_features)
+        self._thresholds = np.array(
+            [t.location if kind == "location" else t.other for kind, _, _ in SCAN]
+        )
+        self.restart()
+
+    def _ranks(self, x: np.ndarray, pos: np.ndarray) -> np.ndarray:
+        """Randomized rank (values below, ties split at random) of each value, (rows, features)."""
+        assert self._baseline is not None
+        ranks = np.empty(x.shape, dtype=np.int64)
+        spread = tie_break(pos, self.n_features, self.seed)
+        for f in range(self.n_features):
+            column = self._baseline[f]
+            lo = np.searchsorted(column, x[:, f], side="left")
+            hi = np.searchsorted(column, x[:, f], side="right")
+            ranks[:, f] = lo + (spread[:, f] * (hi - lo + 1)).astype(np.int64)
+        return ranks
+
+    def _scan(self, x: np.ndarray, pos: np.ndarray) -> list[Firing]:
+        assert self._tables is not None and self._thresholds is not None
+        n = self.baseline_rows
+        ranks = self._ranks(x, pos)
+        # (kinds, features, rows): the score of each new row for each polynomial.
+        scores = np.stack([table[ranks].T for table in self._tables])
+        firings: list[Firing] = []
+        start = 0
+        while start < x.shape[0]:
+            firing, used = self._advance(scores[:, :, start:], pos[start:], n)
+            start += used
+            if firing is not None:
+                firings.append(firing)
+                self.restart()
+        return firings
+
+    def _advance(self, scores: np.ndarray, pos: np.ndarray, n: int) -> tuple[Firing | None, int]:
+        """Add rows until the first alarm; return it (or None) and the rows consumed."""
+        assert self._thresholds is not None
+        kept = self._history.shape[2]
+        full = np.concatenate([self._history, scores], axis=2)
+        sums = np.concatenate([np.zeros((*full.shape[:2], 1)), np.cumsum(full, axis=2)], axis=2)
+        m = scores.shape[2]
+        # Row counts since the restart at each new row, and the evaluation points among them.
+        counts = self._since_restart + np.arange(1, m + 1)
+        at = np.flatnonzero(counts % self.every == 0)
+        first: tuple[int, Firing] | None = None
+        if at.size:
+            for k, (kind, degrees, lengths) in enumerate(SCAN):
+                for w in lengths:
+                    ok = at[counts[at] >= w]
+                    if ok.size == 0:
+                        continue
+                    z = window_z(sums, kept + ok + 1, w, n, degrees)
+                    over = z > self._thresholds[k]
+                    hit = np.flatnonzero(over.any(axis=0))
+                    if hit.size == 0:
+                        continue
+                    j = int(ok[hit[0]])
+                    if first is None or j < first[0]:
+                        first = (
+                            j,
+                            Firing(
+                                offset=int(pos[j]),
+                                features=tuple(int(f) for f in np.flatnonzero(over[:, hit[0]])),
+                                kind=kind,
+                                window=w,
+                                statistic=float(z[:, hit[0]].max()),
+                                threshold=float(self._thresholds[k]),
+                            ),
+                        )
+        used = m if first is None else first[0] + 1
+        self._since_restart += used
+        self._history = full[:, :, kept + used - min(LONGEST, self._since_restart) : kept + used]
+        return (None if first is None else first[1]), used
+
+
+def feature_names_of(firing: Firing, names: Sequence[str]) -> list[str]:
+    """The names of the features a firing points at.
+
+    >>> feature_names_of(Firing(0, (1,), "ks", 50, 9.0, 4.0), ["a", "b"])
+    ['b']
+    """
+    return [names[i] for i in firing.features]
+
+
+class StreamAlarm:
+    """One stream's alarm as the consumer runs it: rows in as they arrive, windows as they close.
+
+    ``rank``: every row goes to a :class:`RankAlarm`; windows that began before its
+    baseline was complete are judged by the :class:`KSAlarm` guard. ``ks``: only
+    windows are judged, by the :class:`KSAlarm`.
+
+    Parameters
+    ----------
+    name : {"rank", "ks"}
+        Which alarm.
+    n_reference : int
+        Rows of the champion's reference data (for the KS rule).
+    n_features : int
+        Features per row.
+    window_step : int
+        Rows between window starts (for the KS rule's level).
+    false_alarm_rows : float
+        The budget: clean rows per false alarm, on average, at least.
+    thresholds : callable
+        The rank alarm's thresholds for (baseline rows, features) at this budget.
+    warmup_rows : int
+        Rows in the rank alarm's baseline.
+    every : int
+        Rows between the rank alarm's evaluations.
+    seed : int
+        Seed of the rank alarm's tie-breaking.
+    """
+
+    def __init__(
+        self,
+        name: AlarmName,
+        n_reference: int,
+        n_features: int,
+        window_step: int,
+        false_alarm_rows: float,
+        thresholds: RankThresholdsFor,
+        warmup_rows: int = 1000,
+        every: int = 5,
+        seed: int = 0,
+    ) -> None:
+        if name not in ("rank", "ks"):
+            raise ValueError(f"alarm must be 'rank' or 'ks', got {name!r}")
+        self.name: AlarmName = name
+        self.ks = KSAlarm(n_reference, n_features, window_step, false_alarm_rows)
+        self.rank = (
+            RankAlarm(n_features, thresholds, warmup_rows=warmup_rows, every=every, seed=seed)
+            if name == "rank"
+            else None
+        )
+        self._guarded_below: int | None = None
+        """Windows starting before this offset are judged by the KS guard (None: all so far)."""
+
+    def observe(self, values: npt.ArrayLike, offsets: npt.ArrayLike) -> list[Firing]:
+        """Take a stream's next rows; return the rank alarm's firings (none for ``ks``)."""
+        if self.rank is None:
+            return []
+        firings = self.rank.observe(values, offsets)
+        if self._guarded_below is None and self.rank.baseline_last_offset is not None:
+            self._guarded_below = self.rank.baseline_last_offset + 1
+        return firings
+
+    def judge_window(
+        self,
+        distances: npt.NDArray[np.floating],
+        n_window: int,
+        first_offset: int,
+        last_offset: int,
+    ) -> Firing | None:
+        """The KS rule on a closed window, where it applies; else None."""
+        if self.rank is not None:
+            guarded = self._guarded_below is None or first_offset < self._guarded_below
+            if not guarded:
+                return None
+        return self.ks.judge(distances, n_window, last_offset)
+
+    def rebaseline(self) -> None:
+        """Start over (a new champion): a new baseline from the next rows, guarded meanwhile."""
+        if self.rank is not None:
+            self.rank = RankAlarm(
+                self.rank.n_features,
+                self.rank._thresholds_for,
+                warmup_rows=self.rank.warmup_rows,
+                every=self.rank.every,
+                seed=self.rank.seed,
+            )
+        self._guarded_below = None

@@ -1,0 +1,233 @@
+"""Thresholds of the rank alarm, calibrated by simulation to a false-alarm budget.
+
+The rank alarm's statistic depends on the data only through ranks, and randomized
+ranks of a clean stream among its baseline are distributed as those of uniform
+numbers among uniform numbers, whatever the data. So one simulation on uniform
+data, per baseline size, calibrates every stream: fresh baselines (their sampling
+error included), the same scores, sums and evaluation points as
+:class:`consumer.alarms.RankAlarm`.
+
+The simulation gives, per feature, how often a threshold ``h`` is passed for the
+first time in a while (exceedances more than the longest sum apart count once, as
+the alarm restarts after each). Over the levels seen often enough, the log of that
+rate is fitted as ``a + b log h - h^2 / 2`` (a Gaussian tail: the sums are
+standardized to unit variance and their scores are bounded, so their real tails are
+lighter and the fit errs on the safe side) and solved for the rate the budget
+allows. Features are taken as independent, which is the worst case for a maximum
+over correlated features. The fit per baseline size is cached as JSON under the
+artifact root.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+
+from consumer.alarms import (
+    DEGREES,
+    LOCATION_SHARE,
+    LONGEST,
+    SCAN,
+    RankThresholds,
+    score_table,
+    window_z,
+)
+from models.durable import write_atomic
+
+logger = logging.getLogger(__name__)
+
+CALIBRATION_VERSION = 1
+"""Bumped whenever the scan, the simulation or the fit changes: old caches are ignored."""
+
+SIMULATED_ROWS = 6_000_000
+"""Rows simulated per baseline size (after the baseline)."""
+TRIAL_ROWS = 6_000
+"""Rows per simulated stream; each stream has a fresh baseline."""
+MIN_EXCEEDANCES = 10
+"""Fewest exceedances a level needs to enter the fit."""
+SEED = 20261201
+
+
+@dataclass(frozen=True)
+class TailFit:
+    """``log(rate per row per feature) = a + b log h - h^2 / 2`` above the fitted levels."""
+
+    a: float
+    b: float
+    lowest_rate: float
+    """The rarest rate the fit saw (below it, the fit is an extrapolation)."""
+
+    def rate(self, h: float) -> float:
+        """Exceedances per row per feature at threshold ``h``."""
+        return math.exp(self.a + self.b * math.log(h) - h * h / 2)
+
+    def solve(self, rate: float) -> float:
+        """The threshold whose rate is ``rate`` (bisection; the rate falls with h)."""
+        lo, hi = 1.0, 40.0
+        for _ in range(100):
+            mid = (lo + hi) / 2
+            if self.rate(mid) > rate:
+                lo = mid
+            else:
+                hi = mid
+        return hi
+
+
+@dataclass(frozen=True)
+class Calibration:
+    """Tail fits of the location sums and of the other sums, for one baseline size."""
+
+    baseline_rows: int
+    every: int
+    location: TailFit
+    other: TailFit
+
+    def thresholds(self, n_features: int, false_alarm_rows: float) -> RankThresholds:
+        """Thresholds for ``n_features`` features at a budget of ``false_alarm_rows`` rows.
+
+        >>> fit = TailFit(a=0.0, b=0.0, lowest_rate=1e-5)
+        >>> t = Calibration(1000, 5, fit, fit).thresholds(4, 100_000)
+        >>> round(t.location, 3), round(t.other, 3)
+        (5.123, 5.387)
+        """
+        per_feature = 1.0 / (false_alarm_rows * n_features)
+        return RankThresholds(
+            location=self.location.solve(LOCATION_SHARE * per_feature),
+            other=self.other.solve((1 - LOCATION_SHARE) * per_feature),
+        )
+
+
+def simulate_maxima(
+    baseline_rows: int, every: int, rows: int, trial_rows: int, seed: int
+) -> tuple[np.ndarray, np.ndarray]:
+    """Per evaluation point of simulated clean streams, the largest location and other ``|z|``.
+
+    Returns
+    -------
+    location, other : numpy.ndarray
+        Shape (trials, evaluation points per trial); 0 where no sum is long enough yet.
+    """
+    rng = np.random.default_rng(seed)
+    trials = max(1, rows // trial_rows)
+    n = baseline_rows
+    tables = np.stack([score_table(n, degree) for degree in range(1, DEGREES + 1)])
+    points = trial_rows // every
+    location = np.zeros((trials, points))
+    other = np.zeros((trials, points))
+    counts = (np.arange(points) + 1) * every  # rows since the start at each evaluation
+    for t in range(trials):
+        baseline = np.sort(rng.random(n))
+        ranks = np.searchsorted(baseline, rng.random(trial_rows))
+        # (degrees, 1 feature, rows + 1), as the alarm keeps them.
+        sums = np.concatenate(
+            [np.zeros((DEGREES, 1, 1)), np.cumsum(tables[:, ranks], axis=1)[:, None, :]], axis=2
+        )
+        for kind, degrees, lengths in SCAN:
+            best = location if kind == "location" else other
+            for w in lengths:
+                ok = counts >= w
+                z = window_z(sums, counts[ok], w, n, degrees)[0]
+                best[t, ok] = np.maximum(best[t, ok], z)
+    return location, other
+
+
+def first_exceedances(maxima: np.ndarray, h: float, every: int) -> int:
+    """Exceedances of ``h`` with no exceedance in the ``LONGEST`` rows before them."""
+    over = maxima > h
+    gap = LONGEST // every
+    idx = np.arange(maxima.shape[1])
+    last = np.where(over, idx, -(10**9))
+    # The last exceedance strictly before each point.
+    previous = np.maximum.accumulate(
+        np.concatenate([np.full((maxima.shape[0], 1), -(10**9)), last[:, :-1]], axis=1), axis=1
+    )
+    return int((over & (idx - previous > gap)).sum())
+
+
+def fit_tail(maxima: np.ndarray, every: int) -> TailFit:
+    """Fit the rate of first exceedances per row of the simulated maxima (see the module)."""
+    rows = maxima.shape[0] * maxima.shape[1] * every
+    levels = np.arange(2.5, 8.0, 0.1)
+    counts = np.array([first_exceedances(maxima, h, every) for h in levels])
+    keep = counts >= MIN_EXCEEDANCES
+    if keep.sum() < 3:
+        raise RuntimeError("too few simulated exceedances to fit the tail")
+    h = levels[keep]
+    y = np.log(counts[keep] / rows) + h * h / 2
+    weights = np.sqrt(counts[keep])
+    design = np.stack([np.ones_like(h), np.log(h)], axis=1)
+    coef, *_ = np.linalg.lstsq(design * weights[:, None], y * weights, rcond=None)
+    return TailFit(a=float(coef[0]), b=float(coef[1]), lowest_rate=float(counts[keep][-1] / rows))
+
+
+def calibrate(baseline_rows: int, every: int, rows: int = SIMULATED_ROWS) -> Calibration:
+    """Simulate and fit (seconds: about one per million rows simulated)."""
+    location, other = simulate_maxima(baseline_rows, every, rows, TRIAL_ROWS, SEED)
+    return Calibration(
+        baseline_rows=baseline_rows,
+        every=every,
+        location=fit_tail(location, every),
+        other=fit_tail(other, every),
+    )
+
+
+class CalibrationCache:
+    """Calibrations by baseline size, in memory and as JSON under ``<root>/alarms/``.
+
+    Parameters
+    ----------
+    root : pathlib.Path or None
+        The artifact root; None keeps them in memory only.
+    """
+
+    def __init__(self, root: Path | None) -> None:
+        self.directory = None if root is None else Path(root) / "alarms"
+        self._memo: dict[tuple[int, int], Calibration] = {}
+
+    def get(self, baseline_rows: int, every: int) -> Calibration:
+        """The calibration for a baseline size, simulated once and then read back."""
+        key = (baseline_rows, every)
+        if key in self._memo:
+            return self._memo[key]
+        calibration = self._read(baseline_rows, every)
+        if calibration is None:
+            logger.info(
+                "calibrating the rank alarm for a baseline of %d rows (once; cached)",
+                baseline_rows,
+            )
+            calibration = calibrate(baseline_rows, every)
+            self._write(calibration)
+        self._memo[key] = calibration
+        return calibration
+
+    def _path(self, baseline_rows: int, every: int) -> Path | None:
+        if self.directory is None:
+            return None
+        name = f"rank-v{CALIBRATION_VERSION}-n{baseline_rows}-every{every}.json"
+        return self.directory / name
+
+    def _read(self, baseline_rows: int, every: int) -> Calibration | None:
+        path = self._path(baseline_rows, every)
+        if path is None or not path.exists():
+            return None
+        try:
+            raw = json.loads(path.read_text())
+            return Calibration(
+                baseline_rows=int(raw["baseline_rows"]),
+                every=int(raw["every"]),
+                location=TailFit(**raw["location"]),
+                other=TailFit(**raw["other"]),
+            )
+        except (OSError, ValueError, KeyError, TypeError) as err:
+            logger.warning("ignoring unreadable alarm calibration %s: %s", path, err)
+            return None
+
+    def _write(self, calibration: Calibration) -> None:
+        path = self._path(calibration.baseline_rows, calibration.every)
+        if path is not None:
+            write_atomic(path, json.dumps(asdict(calibration), indent=2).encode())
