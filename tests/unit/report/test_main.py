@@ -2,11 +2,16 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
 
+from consumer.__main__ import main as consumer_main
 from report.__main__ import main
+
+REPO = Path(__file__).resolve().parents[3]
 
 
 def test_main_prints_both_paths(root: Path, tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
@@ -42,3 +47,30 @@ def test_main_says_when_there_is_nothing_to_report(
     assert len(lines) == 1
     assert lines[0].startswith("error: nothing to plot: ")
     assert str(tmp_path / "nowhere" / "archive") in lines[0]
+
+
+def test_the_consumer_report_command_is_the_same_command(
+    root: Path, tmp_path: Path, capsys: pytest.CaptureFixture
+) -> None:
+    out = tmp_path / "report"
+
+    assert consumer_main(["report", "--artifact-root", str(root), "--out", str(out)]) == 0
+
+    assert capsys.readouterr().out.splitlines() == [
+        str(out / "drift-timeline.png"),
+        str(out / "drift-timeline.html"),
+    ]
+    with pytest.raises(SystemExit):
+        consumer_main(["report", "--help"])
+    assert capsys.readouterr().out.startswith("usage: python -m consumer report ")
+
+
+def test_python_m_report_names_itself() -> None:
+    done = subprocess.run(
+        [sys.executable, "-m", "report", "--help"],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    assert done.stdout.startswith("usage: python -m report ")

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import logging
+import subprocess
+import sys
 from datetime import timedelta
 from pathlib import Path
 
@@ -109,3 +111,10 @@ def test_nothing_to_plot_is_a_clear_error(tmp_path: Path, setup: object, message
         load_timeline(root)
     assert str(root / "archive") in str(raised.value)
     assert isinstance(raised.value, ValueError)
+
+
+def test_the_timeline_needs_no_matplotlib() -> None:
+    # The data half of the report stays importable where matplotlib is not wanted.
+    code = "import sys, report.timeline; sys.exit('matplotlib' in sys.modules)"
+    repo = Path(__file__).resolve().parents[3]
+    assert subprocess.run([sys.executable, "-c", code], cwd=repo).returncode == 0

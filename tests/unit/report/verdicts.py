@@ -45,6 +45,7 @@ def verdict(
     correction: str = "bonferroni",
     threshold: float = 0.0125,
     detected_at: datetime | None = None,
+    model_name: str = "classifier",
 ) -> DriftEvent:
     """The verdict of the ``index``-th window of a partition, as the consumer builds it."""
     first = index * SIZE
@@ -76,7 +77,7 @@ def verdict(
         p_values=p_values,
         distances={name: 0.5 if drifted else 0.1 for name in features},
         drifted_features=[name for name, p in p_values.items() if p < threshold],
-        model_name="classifier",
+        model_name=model_name,
         model_version=version,
         reference_sha256="0" * 64,
         archive_path=f"var/archive/{topic}/{partition}/{first:012d}-{last:012d}.csv",
