@@ -63,7 +63,7 @@ def main(argv: list[str] | None = None) -> int:
     args = sys.argv[1:] if argv is None else argv
     if args[:1] == ["report"]:
         # Imported only here: the report loads matplotlib, the consumer never needs it.
-        from consumer.report import main as report
+        from report.__main__ import main as report
 
         return report(args[1:])
     flags = parse_args(args)

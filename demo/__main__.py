@@ -130,7 +130,8 @@ def main(argv: list[str] | None = None) -> int:
             if not any(v["is_drift"] for v in after)
             else f"{sum(v['is_drift'] for v in after)} of {len(after)} windows still alerted"
         )
-        from consumer.report import load_timeline, render
+        from report.render import render
+        from report.timeline import load_timeline
 
         png, html = render(load_timeline(stack.artifact_root), stack.artifact_root / "reports")
         rows = sum(v["window"]["size"] for v in report.verdicts)

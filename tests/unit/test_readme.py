@@ -14,6 +14,7 @@ ENTRY_POINTS = {
     "producer": ["--help"],
     "consumer": ["--help"],
     "consumer report": ["report", "--help"],
+    "report": ["--help"],
     "models": ["--help"],
     "data": ["--help"],
     "broker": ["--help"],
