@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from pydantic import AliasChoices, Field, ValidationError, field_validator
+from pydantic import AliasChoices, Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -51,10 +51,3 @@ class KafkaSettings(BaseSettings):
     def servers(self) -> list[str]:
         """The bootstrap servers as a list, the form kafka-python takes."""
         return self.bootstrap_servers.split(",")
-
-
-def settings_error(err: ValidationError) -> str:
-    """A settings validation error as one line naming the setting, for ``error: ...``."""
-    first = err.errors(include_url=False)[0]
-    where = ".".join(str(part) for part in first["loc"]) or "settings"
-    return f"{where}: {first['msg']}"
