@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import argparse
-import logging
 import sys
 from pathlib import Path
 
+from broker.cli import add_flags, build
 from broker.clients import quiet_client_logs
 from broker.errors import BrokerUnavailableError, LocalBrokerError
 from broker.local import DEFAULT_HOME, DEFAULT_LIB_DIR, LocalBroker, fetch_jars
+from broker.logs import LogSettings, configure_logging
 from broker.settings import KafkaSettings
 from broker.topics import ensure_topics
 
@@ -37,8 +38,9 @@ def main(argv: list[str] | None = None) -> int:
         default=1,
         help="partitions of the rows topic created at start (default 1)",
     )
+    add_flags(parser, LogSettings)
     args = parser.parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    configure_logging(build(LogSettings, args))
     quiet_client_logs()
 
     broker = LocalBroker(home=args.home, port=args.port, lib_dir=args.lib_dir)

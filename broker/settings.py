@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from pydantic import AliasChoices, Field, ValidationError, field_validator
+from pydantic import AliasChoices, Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -10,28 +10,32 @@ class KafkaSettings(BaseSettings):
     """Where the broker is and what the topics are called.
 
     Every process's settings class extends this one. Values come from the
-    environment; keyword arguments (the command-line flags) beat it.
+    environment (``DRIFTLOOP_<FIELD>``, ``KAFKA_BOOTSTRAP_SERVERS`` for the broker);
+    keyword arguments (the command-line flags, see :mod:`broker.cli`) beat it. Each
+    field's docstring is its ``--help`` text.
     """
 
-    model_config = SettingsConfigDict(env_prefix="DRIFTLOOP_", extra="ignore", frozen=True)
+    model_config = SettingsConfigDict(
+        env_prefix="DRIFTLOOP_", extra="ignore", frozen=True, use_attribute_docstrings=True
+    )
 
     bootstrap_servers: str = Field(
         default="localhost:9092",
         validation_alias=AliasChoices("bootstrap_servers", "KAFKA_BOOTSTRAP_SERVERS"),
     )
-    """Comma-separated host:port list (env ``KAFKA_BOOTSTRAP_SERVERS``)."""
+    """Kafka brokers, a comma-separated host:port list."""
 
     rows_topic: str = "rows"
-    """Topic the producer writes RowMessages to (env ``DRIFTLOOP_ROWS_TOPIC``)."""
+    """Topic the producer writes RowMessages to."""
 
     drift_topic: str = "drift-events"
-    """Topic the consumer writes DriftEvents to (env ``DRIFTLOOP_DRIFT_TOPIC``)."""
+    """Topic the consumer writes DriftEvents to."""
 
     model_updates_topic: str = "model-updates"
-    """Topic ModelUpdates are published on (env ``DRIFTLOOP_MODEL_UPDATES_TOPIC``)."""
+    """Topic ModelUpdates are published on."""
 
     dlq_topic: str = "rows-dlq"
-    """Dead-letter topic for malformed rows (env ``DRIFTLOOP_DLQ_TOPIC``)."""
+    """Dead-letter topic for malformed rows."""
 
     @field_validator("bootstrap_servers")
     @classmethod
@@ -47,10 +51,3 @@ class KafkaSettings(BaseSettings):
     def servers(self) -> list[str]:
         """The bootstrap servers as a list, the form kafka-python takes."""
         return self.bootstrap_servers.split(",")
-
-
-def settings_error(err: ValidationError) -> str:
-    """A settings validation error as one line naming the setting, for ``error: ...``."""
-    first = err.errors(include_url=False)[0]
-    where = ".".join(str(part) for part in first["loc"]) or "settings"
-    return f"{where}: {first['msg']}"

@@ -7,56 +7,41 @@ import logging
 import signal
 import sys
 from collections.abc import Callable
-from pathlib import Path
 from types import FrameType
-from typing import Any
+
+from broker.cli import add_flags, build
+from broker.logs import LogSettings, configure_logging
+from consumer.settings import ConsumerSettings
 
 logger = logging.getLogger("consumer")
 
 
-def parse_args(argv: list[str] | None) -> dict[str, Any]:
+def parse_args(argv: list[str] | None) -> tuple[ConsumerSettings, LogSettings, float | None]:
+    """The settings, the log settings and ``--idle-exit`` from ``argv`` and the environment.
+
+    Cheap on purpose (pydantic, no scikit-learn or SciPy): it runs before the
+    signal handlers are installed.
+    """
     parser = argparse.ArgumentParser(
         prog="python -m consumer",
         epilog="`python -m consumer report --help`: render the drift timeline (PNG and HTML) "
         "from what the consumer archived.",
         description="Window the rows topic per partition, run Alibi Detect's KSDrift on each "
         "window against the champion model's reference data, log every window, alert on "
-        "drift and publish a DriftEvent per drifted window. Every flag can also be set as "
-        "DRIFTLOOP_<FLAG> in the environment (KAFKA_BOOTSTRAP_SERVERS for the broker); a "
-        "flag beats the environment.",
+        "drift and publish a DriftEvent per drifted window. Every flag can also be set in the "
+        "environment variable its help names; a flag beats the environment.",
     )
-    parser.add_argument("--window-size", type=int, help="rows per window (default 50)")
-    parser.add_argument(
-        "--window-step", type=int, help="rows between window starts (default: window size)"
-    )
-    parser.add_argument("--p-val", type=float, help="significance level (default 0.05)")
-    parser.add_argument(
-        "--correction", choices=["bonferroni", "fdr"], help="multiple-testing correction"
-    )
-    parser.add_argument(
-        "--ks-backend",
-        choices=["alibi", "fast"],
-        help="alibi: Alibi Detect's KSDrift (default); fast: same p-values, far cheaper",
-    )
-    parser.add_argument("--group-id", help="consumer group (default driftloop-consumer)")
-    parser.add_argument("--artifact-root", type=Path, help="registry and archive root (var)")
-    parser.add_argument("--model-name", help="registered model to judge for (default classifier)")
-    parser.add_argument("--bootstrap-servers", help="Kafka host:port list")
-    parser.add_argument("--rows-topic", help="topic to read (default rows)")
-    parser.add_argument("--drift-topic", help="topic for drift events (default drift-events)")
-    parser.add_argument("--dlq-topic", help="dead-letter topic (default rows-dlq)")
-    parser.add_argument(
-        "--metrics-port", type=int, help="serve Prometheus metrics on this port (default off)"
-    )
-    parser.add_argument("--metrics-host", help="address for the metrics server (127.0.0.1)")
+    add_flags(parser, ConsumerSettings)
+    add_flags(parser, LogSettings)
     parser.add_argument(
         "--idle-exit",
         type=float,
         default=None,
+        metavar="SECONDS",
         help="exit after this many seconds without new rows (default: run until stopped)",
     )
-    args = vars(parser.parse_args(argv))
-    return {k: v for k, v in args.items() if v is not None}
+    args = parser.parse_args(argv)
+    return build(ConsumerSettings, args), build(LogSettings, args), args.idle_exit
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -66,9 +51,8 @@ def main(argv: list[str] | None = None) -> int:
         from report.__main__ import main as report
 
         return report(args[1:])
-    flags = parse_args(args)
-    idle_exit = flags.pop("idle_exit", None)
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    settings, log_settings, idle_exit = parse_args(args)
+    configure_logging(log_settings)
     stopping = False
 
     def stop(signum: int, frame: FrameType | None) -> None:
@@ -81,14 +65,14 @@ def main(argv: list[str] | None = None) -> int:
     # killing it half-started.
     signal.signal(signal.SIGTERM, stop)
     signal.signal(signal.SIGINT, stop)
-    return serve(flags, lambda: stopping, idle_exit)
+    return serve(settings, lambda: stopping, idle_exit)
 
 
-def serve(flags: dict[str, Any], should_stop: Callable[[], bool], idle_exit: float | None) -> int:
-    """Build settings and clients from ``flags``, then judge windows until ``should_stop()``."""
+def serve(
+    settings: ConsumerSettings, should_stop: Callable[[], bool], idle_exit: float | None
+) -> int:
+    """Build clients from ``settings``, then judge windows until ``should_stop()``."""
     # Imported here, after the signal handlers: these imports are most of start-up.
-    from pydantic import ValidationError
-
     from broker.clients import (
         manual_commit_consumer,
         quiet_client_logs,
@@ -96,21 +80,14 @@ def serve(flags: dict[str, Any], should_stop: Callable[[], bool], idle_exit: flo
         update_consumer,
     )
     from broker.errors import BrokerUnavailableError
-    from broker.settings import settings_error
     from broker.topics import ensure_topics
     from consumer.archive import WindowArchive
     from consumer.metrics import ConsumerMetrics
     from consumer.model_updates import ModelUpdateFollower
     from consumer.service import Champion, DriftMonitor, NoChampionError
-    from consumer.settings import ConsumerSettings
     from models.registry import Registry, RegistryError
 
     quiet_client_logs()
-    try:
-        settings = ConsumerSettings(**flags)
-    except ValidationError as err:
-        print(f"error: {settings_error(err)}", file=sys.stderr)
-        return 2
     registry = Registry.from_settings(settings)
     if registry.champion_version() is None:
         print(

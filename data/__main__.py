@@ -8,6 +8,8 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
+from broker.cli import add_flags, build
+from broker.logs import LogSettings, configure_logging
 from data.dataset import DatasetError, load_dataset, write_iris_csv
 
 logger = logging.getLogger(__name__)
@@ -18,6 +20,7 @@ DEFAULT_OUT = Path("data/iris.csv")
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser for ``python -m data``."""
     common = argparse.ArgumentParser(add_help=False)
+    add_flags(common, LogSettings)
     common.add_argument(
         "--log-level",
         default="WARNING",
@@ -41,10 +44,7 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the command line; returns the process exit code."""
     args = build_parser().parse_args(argv)
-    logging.basicConfig(
-        level=args.log_level,
-        format="%(asctime)s level=%(levelname)s logger=%(name)s %(message)s",
-    )
+    configure_logging(build(LogSettings, args), level=args.log_level)
     try:
         out = write_iris_csv(args.out)
         dataset = load_dataset(out)

@@ -10,6 +10,7 @@ on Ctrl-C; ``--keep-running`` leaves the loop up for exploring.
 from __future__ import annotations
 
 import argparse
+import logging
 import shutil
 import signal
 import sys
@@ -18,6 +19,8 @@ import uuid
 from pathlib import Path
 from types import FrameType
 
+from broker.cli import add_flags, build
+from broker.logs import LogSettings, configure_logging
 from broker.settings import KafkaSettings
 from data.dataset import load_dataset, write_iris_csv
 from demo.loop import run_loop
@@ -64,11 +67,15 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         help="leave the broker, Airflow and the consumer running at the end, until Ctrl-C",
     )
     parser.add_argument("--timeout", type=float, default=600, help="give up after (s, 600)")
+    # The demo's own log lines; the processes it starts read DRIFTLOOP_LOG_FORMAT.
+    add_flags(parser, LogSettings)
     return parser.parse_args(argv)
 
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
+    # Warnings only: the narration is the demo's output, library INFO lines would drown it.
+    configure_logging(build(LogSettings, args), level=logging.WARNING)
     signal.signal(signal.SIGTERM, _interrupt)
     kafka = KafkaSettings()
     host, _, port = kafka.servers[0].rpartition(":")

@@ -7,10 +7,11 @@ import logging
 import sys
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
 
 from pydantic import ValidationError
 
+from broker.cli import add_flags, build
+from broker.logs import LogSettings, configure_logging
 from data.dataset import DatasetError, load_dataset
 from models.registry import Registry, RegistryError, RegistrySettings, VersionMetadata
 from models.training import train_and_register
@@ -21,14 +22,8 @@ logger = logging.getLogger(__name__)
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser for ``python -m models``."""
     common = argparse.ArgumentParser(add_help=False)
-    common.add_argument(
-        "--artifact-root",
-        type=Path,
-        help="directory holding the registry (env DRIFTLOOP_ARTIFACT_ROOT, default ./var)",
-    )
-    common.add_argument(
-        "--model-name", help="name of the model (env DRIFTLOOP_MODEL_NAME, default classifier)"
-    )
+    add_flags(common, RegistrySettings)
+    add_flags(common, LogSettings)
     common.add_argument(
         "--log-level",
         default="WARNING",
@@ -53,17 +48,10 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the command line; returns the process exit code."""
     args = build_parser().parse_args(argv)
-    logging.basicConfig(
-        level=args.log_level,
-        format="%(asctime)s level=%(levelname)s logger=%(name)s %(message)s",
-    )
-    overrides: dict[str, Any] = {}
-    if args.artifact_root is not None:
-        overrides["artifact_root"] = args.artifact_root
-    if args.model_name is not None:
-        overrides["model_name"] = args.model_name
+    configure_logging(build(LogSettings, args), level=args.log_level)
+    settings = build(RegistrySettings, args)
     try:
-        registry = Registry.from_settings(RegistrySettings(**overrides))
+        registry = Registry.from_settings(settings)
         if args.command == "train":
             _train(registry, args.data, args.label_column, args.seed)
         else:

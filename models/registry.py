@@ -82,13 +82,15 @@ class RegistrySettings(BaseSettings):
     Keyword arguments (the command-line flags) beat the environment.
     """
 
-    model_config = SettingsConfigDict(env_prefix="DRIFTLOOP_", extra="ignore", frozen=True)
+    model_config = SettingsConfigDict(
+        env_prefix="DRIFTLOOP_", extra="ignore", frozen=True, use_attribute_docstrings=True
+    )
 
     artifact_root: Path = Path("var")
-    """Directory holding the registry and the window archive (env ``DRIFTLOOP_ARTIFACT_ROOT``)."""
+    """Directory holding the registry and the window archive."""
 
     model_name: str = "classifier"
-    """Name of the model whose versions are kept (env ``DRIFTLOOP_MODEL_NAME``)."""
+    """Name of the model whose versions are kept."""
 
     @field_validator("model_name")
     @classmethod

@@ -8,15 +8,13 @@ import signal
 import sys
 import time
 from datetime import UTC, datetime
-from pathlib import Path
 from types import FrameType
 from typing import Any
 
-from pydantic import ValidationError
-
+from broker.cli import add_flags, build
 from broker.clients import quiet_client_logs, reliable_producer
 from broker.errors import BrokerUnavailableError
-from broker.settings import settings_error
+from broker.logs import LogSettings, configure_logging
 from data.dataset import DatasetError, load_dataset
 from producer.messages import RowMessage
 from producer.metrics import ProducerMetrics
@@ -25,44 +23,23 @@ from producer.settings import ProducerSettings
 
 logger = logging.getLogger("producer")
 
+# Topics of the consumer and the DAG: the producer only writes the rows topic.
+NOT_THE_PRODUCERS = frozenset({"drift_topic", "model_updates_topic", "dlq_topic"})
 
-def parse_args(argv: list[str] | None) -> dict[str, Any]:
+
+def parse_args(argv: list[str] | None) -> tuple[ProducerSettings, LogSettings, bool]:
+    """The settings, the log settings and ``--quiet`` from ``argv`` and the environment."""
     parser = argparse.ArgumentParser(
         prog="python -m producer",
         description="Replay a CSV's rows to Kafka as RowMessages, optionally adding "
         "Gaussian noise from a given row on to simulate drift. Every flag can also be "
-        "set as DRIFTLOOP_<FLAG> in the environment (KAFKA_BOOTSTRAP_SERVERS for the "
-        "broker); a flag beats the environment.",
+        "set in the environment variable its help names; a flag beats the environment.",
     )
-    parser.add_argument("--data", type=Path, help="CSV to replay (default data/iris.csv)")
-    parser.add_argument("--label-column", help="the CSV's label column (default target)")
-    parser.add_argument("--stream", help="stream name and message key (default: the CSV's name)")
-    parser.add_argument("--rate", type=float, help="rows per second, 0 = unthrottled (default 50)")
-    parser.add_argument("--count", type=int, help="rows to send (default: one pass over the CSV)")
-    parser.add_argument(
-        "--loop", action="store_true", default=None, help="replay until stopped (Ctrl-C)"
-    )
-    parser.add_argument("--drift-after", type=int, help="add noise from this row (from 0) on")
-    parser.add_argument("--noise-mean", type=float, help="mean of the noise (default 3)")
-    parser.add_argument("--noise-std", type=float, help="std of the noise (default 1)")
-    parser.add_argument("--drift-features", help="comma-separated features to noise (default all)")
-    parser.add_argument("--seed", type=int, help="seed for row order and noise")
-    parser.add_argument(
-        "--no-shuffle",
-        dest="shuffle",
-        action="store_false",
-        default=None,
-        help="send rows in file order instead of shuffling each pass",
-    )
-    parser.add_argument("--bootstrap-servers", help="Kafka host:port list")
-    parser.add_argument("--rows-topic", help="topic to write to (default rows)")
-    parser.add_argument(
-        "--metrics-port", type=int, help="serve Prometheus metrics on this port (default off)"
-    )
-    parser.add_argument("--metrics-host", help="address for the metrics server (127.0.0.1)")
+    add_flags(parser, ProducerSettings, exclude=NOT_THE_PRODUCERS)
+    add_flags(parser, LogSettings)
     parser.add_argument("--quiet", action="store_true", help="no progress line")
-    args = vars(parser.parse_args(argv))
-    return {k: v for k, v in args.items() if v is not None}
+    args = parser.parse_args(argv)
+    return build(ProducerSettings, args), build(LogSettings, args), args.quiet
 
 
 class Progress:
@@ -100,12 +77,10 @@ def _raise_interrupt(signum: int, frame: FrameType | None) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    flags = parse_args(argv)
-    quiet = flags.pop("quiet", False)
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
+    settings, log_settings, quiet = parse_args(argv)
+    configure_logging(log_settings)
     quiet_client_logs()
     try:
-        settings = ProducerSettings(**flags)
         dataset = load_dataset(settings.data, label_column=settings.label_column)
         plan = DriftPlan(
             after=settings.drift_after,
@@ -125,8 +100,8 @@ def main(argv: list[str] | None = None) -> int:
         )
         # Validate the whole plan (e.g. unknown --drift-features) before connecting.
         first = next(rows, None)
-    except (ValidationError, DatasetError, ValueError) as err:
-        print(f"error: {_one_line(err)}", file=sys.stderr)
+    except (DatasetError, ValueError) as err:
+        print(f"error: {str(err).splitlines()[0]}", file=sys.stderr)
         return 2
     try:
         producer = reliable_producer(settings, client_id="driftloop-producer")
@@ -196,12 +171,6 @@ def _count(counter: Any, metadata: Any) -> None:
 def _failed(failures: list[Exception], metrics: ProducerMetrics, err: Exception) -> None:
     metrics.send_failures.inc()
     failures.append(err)
-
-
-def _one_line(err: Exception) -> str:
-    if isinstance(err, ValidationError):
-        return settings_error(err)
-    return str(err).splitlines()[0]
 
 
 if __name__ == "__main__":

@@ -31,7 +31,7 @@ class ProducerSettings(KafkaSettings):
     noise_std: float = Field(default=1.0, ge=0)
     """Standard deviation of the Gaussian noise."""
     drift_features: tuple[str, ...] | None = None
-    """Features to noise; all when unset."""
+    """Features to noise, comma-separated; all when unset."""
     seed: int | None = None
     """Seed for the order and the noise; a run with a seed repeats exactly."""
     shuffle: bool = True

@@ -46,12 +46,38 @@ def test_every_flag_in_the_settings_table_is_taken(capsys: pytest.CaptureFixture
     assert missing == []
 
 
+def test_every_consumer_setting_is_in_the_settings_table() -> None:
+    from broker.cli import env_names
+    from broker.logs import LogSettings
+    from consumer.settings import ConsumerSettings
+
+    table = README[README.index("## Settings") : README.index("## How it behaves")]
+    named = set(re.findall(r"^\| `([A-Z_]+)` \|", table, re.MULTILINE))
+    envs = {
+        env for name in ConsumerSettings.model_fields for env in env_names(ConsumerSettings, name)
+    }
+    missing = sorted((envs | {"DRIFTLOOP_LOG_FORMAT"}) - named)
+    assert missing == []
+    assert set(LogSettings.model_fields) == {"log_format"}
+
+
 def test_the_producer_command_in_the_readme_parses() -> None:
     from producer.__main__ import parse_args
 
     start = README.index(".venv/bin/python -m producer --data data/iris.csv")
     command = README[start : README.index("\n", README.index("--seed 7", start))]
     words = command.replace("\\\n", " ").replace("[", "").replace("]", "").split()[3:]
-    parsed = parse_args(words)
-    assert parsed["drift_after"] == 300 and parsed["noise_mean"] == 3.0
-    assert parsed["drift_features"] == "petal_length,sepal_width"
+    parsed, _, _ = parse_args(words)
+    assert parsed.drift_after == 300 and parsed.noise_mean == 3.0
+    assert parsed.drift_features == ("petal_length", "sepal_width")
+
+
+def test_the_consumer_command_in_the_readme_parses() -> None:
+    from consumer.__main__ import parse_args
+
+    start = README.index(".venv/bin/python -m consumer --window-size 50")
+    command = README[start : README.index("\n", start)]
+    words = command.replace("[", "").replace("]", "").split()[3:]
+    parsed, _, _ = parse_args(words)
+    assert (parsed.window_size, parsed.step, parsed.p_val) == (50, 25, 0.05)
+    assert parsed.correction == "bonferroni"
