@@ -3,14 +3,12 @@
 from __future__ import annotations
 
 import argparse
-import logging
 import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from pydantic import ValidationError
-
-from broker.settings import settings_error
+from broker.cli import add_flags, build
+from broker.logs import LogSettings, configure_logging
 from models.registry import RegistrySettings
 from report.render import DEFAULT_TITLE, HTML_NAME, PNG_NAME, render
 from report.timeline import EmptyTimelineError, load_timeline
@@ -40,12 +38,8 @@ def main(argv: Sequence[str] | None = None, prog: str = "python -m consumer repo
         f"labels were present. Writes {PNG_NAME} and {HTML_NAME} (the same picture with a "
         "summary) and prints their paths. Needs no broker.",
     )
-    parser.add_argument(
-        "--artifact-root",
-        type=Path,
-        metavar="DIR",
-        help="registry and archive root (default: env DRIFTLOOP_ARTIFACT_ROOT, else var)",
-    )
+    add_flags(parser, RegistrySettings, exclude=frozenset({"model_name"}))
+    add_flags(parser, LogSettings)
     parser.add_argument(
         "--topic", metavar="TOPIC", help="only this rows topic (default: every topic archived)"
     )
@@ -57,13 +51,8 @@ def main(argv: Sequence[str] | None = None, prog: str = "python -m consumer repo
     )
     parser.add_argument("--title", default=DEFAULT_TITLE, help="title of the picture and page")
     args = parser.parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
-    flags = {} if args.artifact_root is None else {"artifact_root": args.artifact_root}
-    try:
-        settings = RegistrySettings(**flags)
-    except ValidationError as err:
-        print(f"error: {settings_error(err)}", file=sys.stderr)
-        return 2
+    configure_logging(build(LogSettings, args))
+    settings = build(RegistrySettings, args)
     try:
         timeline = load_timeline(settings.artifact_root, args.topic)
     except EmptyTimelineError as err:
