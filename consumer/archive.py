@@ -12,7 +12,7 @@ import numpy as np
 from pydantic_core import to_json
 
 from consumer.events import DriftEvent
-from models.durable import fsync_dir, write_atomic
+from data.durable import fsync_dir, write_atomic
 
 _CSV_SPECIALS = (",", '"', "\r", "\n")
 """Characters that make the csv module quote a field (the delimiter, the quote, line breaks)."""

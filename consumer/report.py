@@ -31,7 +31,7 @@ from matplotlib.ticker import FixedLocator, FuncFormatter, NullLocator
 from pydantic import ValidationError
 
 from consumer.events import DriftEvent, WindowRef
-from models.durable import write_atomic
+from data.durable import write_atomic
 from models.registry import Registry, RegistryError, RegistrySettings, VersionMetadata
 
 logger = logging.getLogger(__name__)

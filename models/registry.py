@@ -34,7 +34,7 @@ import numpy as np
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, ValidationError, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from models.durable import fsync_dir, fsync_file, write_atomic
+from data.durable import fsync_dir, fsync_file, write_atomic
 
 logger = logging.getLogger(__name__)
 

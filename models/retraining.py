@@ -40,7 +40,7 @@ from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, ValidationErro
 
 from consumer.archive import WindowArchive
 from consumer.events import DriftEvent
-from models.durable import fsync_dir, write_atomic, write_temp
+from data.durable import fsync_dir, write_atomic, write_temp
 from models.promotion import ModelUpdate
 from models.registry import (
     CHAMPION_FILE,
