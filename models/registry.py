@@ -395,8 +395,17 @@ class Registry:
         write_atomic(self.model_dir / CHAMPION_FILE, pointer.model_dump_json(indent=2).encode())
         logger.info("promoted model=%s version=%d previous=%s", self.model_name, version, previous)
 
-    def champion_version(self) -> int | None:
-        """The champion's version number, or None before the first promotion."""
+    def champion_pointer(self) -> ChampionPointer | None:
+        """The champion pointer (version, previous version, promotion time), or None.
+
+        The one reader of ``champion.json``: the champion's version, the cooldown after
+        a promotion and a retrain's check that its promotion took all read it here.
+
+        Raises
+        ------
+        RegistryError
+            If the pointer cannot be read, is malformed or names another model.
+        """
         path = self.model_dir / CHAMPION_FILE
         try:
             raw = path.read_bytes()
@@ -415,7 +424,12 @@ class Registry:
                 f"champion pointer {path} names model {pointer.model_name!r}, "
                 f"not {self.model_name!r}"
             )
-        return pointer.version
+        return pointer
+
+    def champion_version(self) -> int | None:
+        """The champion's version number, or None before the first promotion."""
+        pointer = self.champion_pointer()
+        return None if pointer is None else pointer.version
 
     def champion(self) -> LoadedModel | None:
         """The verified champion, or None before the first promotion."""

@@ -43,9 +43,7 @@ from consumer.events import DriftEvent
 from data.durable import fsync_dir, write_atomic, write_temp
 from models.promotion import ModelUpdate
 from models.registry import (
-    CHAMPION_FILE,
     REFERENCE_FILE,
-    ChampionPointer,
     LoadedModel,
     Registry,
     RegistryError,
@@ -505,7 +503,7 @@ def _cooldown_reason(registry: Registry, cooldown_seconds: float) -> str | None:
     """Why a retrain now would come too soon after the last promotion by a retrain."""
     if cooldown_seconds <= 0:
         return None
-    pointer = champion_pointer(registry)
+    pointer = registry.champion_pointer()
     if pointer is None:
         return None
     if registry.metadata(pointer.version).decision != "promoted":
@@ -517,23 +515,6 @@ def _cooldown_reason(registry: Registry, cooldown_seconds: float) -> str | None:
             f"cooldown_seconds={cooldown_seconds:g}"
         )
     return None
-
-
-def champion_pointer(registry: Registry) -> ChampionPointer | None:
-    """The registry's champion pointer (version and promotion time), or None.
-
-    Raises
-    ------
-    RegistryError
-        If ``champion.json`` cannot be read or is malformed.
-    """
-    path = registry.model_dir / CHAMPION_FILE
-    try:
-        return ChampionPointer.model_validate_json(path.read_bytes())
-    except FileNotFoundError:
-        return None
-    except (OSError, ValidationError) as err:
-        raise RegistryError(f"cannot read champion pointer {path}: {err}") from err
 
 
 def _record_summary(record: HandledRecord) -> str:
@@ -829,7 +810,7 @@ def _finish(
         champion = registry.champion_version()
         if champion == metadata.parent_version:
             registry.promote(metadata.version)
-        pointer = champion_pointer(registry)
+        pointer = registry.champion_pointer()
         if pointer is None or pointer.version != metadata.version:
             raise RetrainError(
                 f"v{metadata.version} won but the champion moved to "
