@@ -1,9 +1,4 @@
-"""The handled-events ledger: which run took each drift event, and how it ended.
-
-Layout under the artifact root::
-
-    <root>/registry/<model_name>/handled/<event_id>.json
-"""
+"""The handled-events ledger: which run took each drift event, and how it ended."""
 
 from __future__ import annotations
 
@@ -77,6 +72,10 @@ class HandledRecord(BaseModel):
 
 class HandledLedger:
     """Which drift events a run has taken, one file per event id.
+
+    Layout under the artifact root::
+
+        <root>/registry/<model_name>/handled/<event_id>.json
 
     A claim is created whole or not at all (written to a temporary file, then
     hard-linked to its name, which fails if the name exists), so two runs racing
