@@ -30,8 +30,8 @@ from data.dataset import load_dataset, write_iris_csv
 from demo.loop import LoopReport, run_loop
 from demo.stack import AirflowClient, Stack
 from models.registry import Registry
-from models.retraining import HandledLedger
 from models.training import train_and_register
+from retraining.ledger import HandledLedger
 
 TARGETS = {"event_to_retrain_s": 15.0, "event_to_new_model_s": 60.0}
 

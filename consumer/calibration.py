@@ -37,7 +37,7 @@ from consumer.alarms import (
     score_table,
     window_z,
 )
-from models.durable import write_atomic
+from data.durable import write_atomic
 
 logger = logging.getLogger(__name__)
 

@@ -9,11 +9,17 @@ no worker slot is held while it waits) or, when the run's conf carries
 the reason logged, or ``train_challenger`` → ``publish_model_update`` when the
 challenger was promoted, or ``record_rejection`` → ``mark_handled``.
 
-The logic lives in :mod:`models.retraining`; this file only wires it. Settings come
-from the environment: the Airflow connection ``kafka_default``
-(``AIRFLOW_CONN_KAFKA_DEFAULT``, auto-commit off), topic names
-(``DRIFTLOOP_DRIFT_TOPIC``, ``DRIFTLOOP_MODEL_UPDATES_TOPIC``) and the retraining
-settings (``DRIFTLOOP_ARTIFACT_ROOT``, ``DRIFTLOOP_MIN_LABELED_ROWS``, ...).
+The logic lives in the :mod:`retraining` package, a module per task:
+``wait_for_drift_event`` filters with :mod:`retraining.sensor`, ``decide`` runs
+:mod:`retraining.decision`, ``train_challenger`` :mod:`retraining.challenger`,
+``publish_model_update`` :mod:`models.promotion` and ``mark_handled``
+:mod:`retraining.outcome`; this file only wires them. Settings come from the
+environment: the Airflow connection ``kafka_default`` (``AIRFLOW_CONN_KAFKA_DEFAULT``,
+auto-commit off), topic names (``DRIFTLOOP_DRIFT_TOPIC``,
+``DRIFTLOOP_MODEL_UPDATES_TOPIC``) and the retraining settings
+(``DRIFTLOOP_ARTIFACT_ROOT``, ``DRIFTLOOP_MODEL_NAME``, ``DRIFTLOOP_MIN_LABELED_ROWS``,
+...). The sensor's filter gets the artifact root and model name as read when the DAG
+is parsed (its ``apply_function_kwargs``); the tasks read the settings when they run.
 """
 
 from __future__ import annotations
@@ -30,15 +36,17 @@ from airflow.providers.apache.kafka.sensors.kafka import AwaitMessageSensor
 from airflow.sdk import TriggerRule, dag, task
 
 from broker.settings import KafkaSettings
+from models.registry import RegistrySettings
 
 logger = logging.getLogger(__name__)
 
 KAFKA_CONN_ID = "kafka_default"
 TOPICS = KafkaSettings()
+REGISTRY = RegistrySettings()
 
 
-def _retraining() -> ModuleType:
-    """:mod:`models.retraining`, imported when a task runs, not when the DAG is parsed.
+def _load(module: str) -> ModuleType:
+    """A :mod:`retraining` module, imported when a task runs, not when the DAG is parsed.
 
     Parsing stays light, and the import is quiet: skops scans every loaded module
     when it is first imported, which in an Airflow process trips Airflow's
@@ -46,7 +54,7 @@ def _retraining() -> ModuleType:
     """
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", module=r"skops\.")
-        return importlib.import_module("models.retraining")
+        return importlib.import_module(module)
 
 
 @dag(
@@ -71,10 +79,15 @@ def model_drift_detection_and_retraining() -> None:
     wait_for_drift_event = AwaitMessageSensor(
         task_id="wait_for_drift_event",
         doc_md="Defer until an actionable drift event arrives on the drift topic "
-        "(filtered in the triggerer by `models.retraining.actionable_drift_event`).",
+        "(filtered in the triggerer by `retraining.sensor.actionable_drift_event`).",
         kafka_config_id=KAFKA_CONN_ID,
         topics=[TOPICS.drift_topic],
-        apply_function="models.retraining.actionable_drift_event",
+        apply_function="retraining.sensor.actionable_drift_event",
+        # Serialized with the trigger, so JSON-able: the filter reads no environment.
+        apply_function_kwargs={
+            "artifact_root": str(REGISTRY.artifact_root),
+            "model_name": REGISTRY.model_name,
+        },
         # The trigger sleeps this long after each message it filters out.
         poll_interval=0.2,
         poll_timeout=1,
@@ -84,12 +97,12 @@ def model_drift_detection_and_retraining() -> None:
     @task.branch(trigger_rule=TriggerRule.NONE_FAILED_MIN_ONE_SUCCESS)
     def decide(ti: Any = None, dag_run: Any = None) -> str:
         """Retrain or skip, re-checked now: stale, duplicate, cooldown, too few labeled rows."""
-        retraining = _retraining()
         raw = (dag_run.conf or {}).get("drift_event") or ti.xcom_pull(
             task_ids="wait_for_drift_event"
         )
-        event = retraining.parse_event(raw).model_dump(mode="json")
-        decision = retraining.decide(event, retraining.RetrainSettings(), dag_run.run_id)
+        event = _load("retraining.events").parse_event(raw).model_dump(mode="json")
+        settings = _load("retraining.settings").RetrainSettings()
+        decision = _load("retraining.decision").decide(event, settings, dag_run.run_id)
         ti.xcom_push(key="event", value=event)
         ti.xcom_push(key="decision", value=decision.to_dict())
         return "train_challenger" if decision.action == "retrain" else "skip"
@@ -104,9 +117,9 @@ def model_drift_detection_and_retraining() -> None:
     @task
     def train_challenger(ti: Any = None, dag_run: Any = None) -> dict[str, Any]:
         """Train a challenger on recent archived windows; register it, promote it if it wins."""
-        retraining = _retraining()
         event = ti.xcom_pull(task_ids="decide", key="event")
-        return retraining.train_challenger(event, retraining.RetrainSettings(), dag_run.run_id)
+        settings = _load("retraining.settings").RetrainSettings()
+        return _load("retraining.challenger").train_challenger(event, settings, dag_run.run_id)
 
     @task.branch
     def promoted_or_rejected(result: dict[str, Any]) -> str:
@@ -137,10 +150,9 @@ def model_drift_detection_and_retraining() -> None:
     @task(trigger_rule=TriggerRule.NONE_FAILED_MIN_ONE_SUCCESS)
     def mark_handled(ti: Any = None, dag_run: Any = None) -> dict[str, Any] | None:
         """Record the event as handled now that the run's outcome is durable."""
-        retraining = _retraining()
-        return retraining.record_outcome(
+        return _load("retraining.outcome").record_outcome(
             ti.xcom_pull(task_ids="decide", key="event"),
-            retraining.RetrainSettings(),
+            _load("retraining.settings").RetrainSettings(),
             dag_run.run_id,
             ti.xcom_pull(task_ids="decide", key="decision"),
             ti.xcom_pull(task_ids="train_challenger"),

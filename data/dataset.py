@@ -7,12 +7,13 @@ import hashlib
 import io
 import logging
 import os
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
+
+from data.durable import write_atomic
 
 logger = logging.getLogger(__name__)
 
@@ -154,8 +155,8 @@ def write_iris_csv(path: str | os.PathLike[str]) -> Path:
     """Write scikit-learn's bundled Iris data set as CSV (no download).
 
     The columns are :data:`IRIS_COLUMNS`; ``target`` holds the class as 0, 1 or 2.
-    The file is written to a temporary name beside ``path`` and renamed into place,
-    so a reader never sees half a file.
+    The file is written whole or not at all (:func:`data.durable.write_atomic`), so a
+    reader never sees half a file.
 
     Parameters
     ----------
@@ -173,17 +174,7 @@ def write_iris_csv(path: str | os.PathLike[str]) -> Path:
     iris = load_iris()
     frame = pd.DataFrame(np.asarray(iris.data, dtype=np.float64), columns=list(IRIS_COLUMNS[:-1]))
     frame[IRIS_COLUMNS[-1]] = np.asarray(iris.target, dtype=np.int64)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp_name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8", newline="") as handle:
-            frame.to_csv(handle, index=False, lineterminator="\n")
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp_name, path)
-    except BaseException:
-        Path(tmp_name).unlink(missing_ok=True)
-        raise
+    write_atomic(path, frame.to_csv(index=False, lineterminator="\n").encode("utf-8"))
     logger.info("wrote iris path=%s rows=%d", path, len(frame))
     return path
 

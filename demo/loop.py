@@ -17,7 +17,7 @@ from typing import Any
 
 from demo.stack import AirflowClient, Process, Stack, wait_until
 from models.registry import Registry
-from models.retraining import HandledLedger
+from retraining.ledger import HandledLedger
 
 Narrate = Callable[[str], None]
 

@@ -34,7 +34,7 @@ import numpy as np
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, ValidationError, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from models.durable import fsync_dir, fsync_file, write_atomic
+from data.durable import fsync_dir, fsync_file, write_atomic
 
 logger = logging.getLogger(__name__)
 
@@ -397,8 +397,17 @@ class Registry:
         write_atomic(self.model_dir / CHAMPION_FILE, pointer.model_dump_json(indent=2).encode())
         logger.info("promoted model=%s version=%d previous=%s", self.model_name, version, previous)
 
-    def champion_version(self) -> int | None:
-        """The champion's version number, or None before the first promotion."""
+    def champion_pointer(self) -> ChampionPointer | None:
+        """The champion pointer (version, previous version, promotion time), or None.
+
+        The one reader of ``champion.json``: the champion's version, the cooldown after
+        a promotion and a retrain's check that its promotion took all read it here.
+
+        Raises
+        ------
+        RegistryError
+            If the pointer cannot be read, is malformed or names another model.
+        """
         path = self.model_dir / CHAMPION_FILE
         try:
             raw = path.read_bytes()
@@ -417,7 +426,12 @@ class Registry:
                 f"champion pointer {path} names model {pointer.model_name!r}, "
                 f"not {self.model_name!r}"
             )
-        return pointer.version
+        return pointer
+
+    def champion_version(self) -> int | None:
+        """The champion's version number, or None before the first promotion."""
+        pointer = self.champion_pointer()
+        return None if pointer is None else pointer.version
 
     def champion(self) -> LoadedModel | None:
         """The verified champion, or None before the first promotion."""

@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 from pathlib import Path
 
-from models.durable import write_atomic
+from data.durable import write_atomic
 from report.figure import draw
 from report.page import page
 from report.timeline import EmptyTimelineError, Timeline

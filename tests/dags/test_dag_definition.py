@@ -53,7 +53,12 @@ def test_sensor_defers_to_the_kafka_trigger_on_the_drift_topic(
     assert deferred["method_name"] == "execute_complete"
     kwargs = deferred["kwargs"]
     assert kwargs["topics"] == [airflow_env.kafka.drift_topic]
-    assert kwargs["apply_function"] == "models.retraining.actionable_drift_event"
+    assert kwargs["apply_function"] == "retraining.sensor.actionable_drift_event"
+    # The filter's settings travel with the trigger, read when the DAG was parsed.
+    assert kwargs["apply_function_kwargs"] == {
+        "artifact_root": str(airflow_env.artifact_root),
+        "model_name": "classifier",
+    }
     assert kwargs["kafka_config_id"] == "kafka_default"
     assert (kwargs["commit_offset"], kwargs["poll_interval"], kwargs["poll_timeout"]) == (
         True,

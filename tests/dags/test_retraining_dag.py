@@ -20,8 +20,8 @@ from consumer.events import DriftEvent
 from data.dataset import Dataset, load_dataset
 from models.promotion import ModelUpdate
 from models.registry import Registry
-from models.retraining import HandledLedger
 from models.training import train_and_register
+from retraining.ledger import HandledLedger
 from tests.dags.conftest import AirflowEnv
 from tests.dags.scenario import drift_event, write_archive
 from tests.integration.streams import consume_windows, read_topic, run_producer

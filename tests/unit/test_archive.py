@@ -9,8 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from consumer.archive import WindowArchive
-from models.retraining import read_labeled_rows
+from consumer.archive import WindowArchive, read_labeled_rows, select_windows
 
 FEATURES = ["sepal length (cm)", "width,with comma"]
 T0 = datetime(2026, 11, 27, 1, 2, 3, 456789, tzinfo=UTC)
@@ -80,3 +79,34 @@ def test_bad_rows_are_refused_and_nothing_is_written(
     with pytest.raises(ValueError, match=message):
         write(archive, values, labels, times)
     assert not (tmp_path / "archive").exists()
+
+
+# --------------------------------------------------------------------------- selecting
+
+
+def names(paths: list[Path]) -> list[int]:
+    return [int(p.name[:12]) for p in paths]
+
+
+def window_paths(firsts: range, size: int = 50) -> list[Path]:
+    return [Path(f"{f:012d}-{f + size - 1:012d}.csv") for f in firsts]
+
+
+@pytest.mark.parametrize(
+    ("drift_first", "lookback", "expected"),
+    [
+        (300, 2, [200, 250, 300, 350, 400, 450, 500, 550]),
+        (300, 0, [300, 350, 400, 450, 500, 550]),
+        (50, 5, [0, 50, 100, 150, 200, 250, 300, 350, 400, 450, 500, 550]),
+        (550, 1, [500, 550]),
+        (325, 1, [300, 350, 400, 450, 500, 550]),  # drift window not archived: from the next
+    ],
+)
+def test_select_windows(drift_first: int, lookback: int, expected: list[int]) -> None:
+    shuffled = window_paths(range(0, 600, 50))[::-1]
+    assert names(select_windows(shuffled, drift_first, lookback)) == expected
+
+
+def test_select_sliding_windows() -> None:
+    sliding = window_paths(range(0, 300, 25))
+    assert names(select_windows(sliding, 100, 2)) == [50, 75, *range(100, 300, 25)]

@@ -143,6 +143,10 @@ def test_promote_switches_the_champion_pointer(
     pointer = json.loads((registry.model_dir / "champion.json").read_text())
     assert pointer["version"] == 2
     assert pointer["previous_version"] == 1
+    read = registry.champion_pointer()
+    assert read is not None
+    assert (read.model_name, read.version, read.previous_version) == ("classifier", 2, 1)
+    assert read.promoted_at.isoformat() == pointer["promoted_at"].replace("Z", "+00:00")
     champion = registry.champion()
     assert champion is not None
     assert champion.metadata.version == 2
@@ -155,6 +159,7 @@ def test_promote_a_missing_version(registry: Registry) -> None:
     with pytest.raises(RegistryError, match="has no version 7"):
         registry.promote(7)
     assert registry.champion_version() is None
+    assert registry.champion_pointer() is None
 
 
 def test_load_a_missing_version(
@@ -351,4 +356,15 @@ def test_malformed_champion_pointer(registry: Registry) -> None:
     registry.model_dir.mkdir(parents=True)
     (registry.model_dir / "champion.json").write_text("{not json")
     with pytest.raises(RegistryError, match=r"champion pointer .* is malformed"):
+        registry.champion_version()
+
+
+def test_champion_pointer_of_another_model_is_refused(registry: Registry) -> None:
+    registry.model_dir.mkdir(parents=True)
+    (registry.model_dir / "champion.json").write_text(
+        '{"model_name": "other", "version": 1, "promoted_at": "2026-01-01T00:00:00Z"}'
+    )
+    with pytest.raises(RegistryError, match="names model 'other'"):
+        registry.champion_pointer()
+    with pytest.raises(RegistryError, match="names model 'other'"):
         registry.champion_version()

@@ -1,0 +1,208 @@
+"""The challenger: trained on the drifted windows, scored against the champion, registered."""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import math
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from consumer.archive import read_labeled_rows
+from consumer.events import DriftEvent
+from models.promotion import ModelUpdate
+from models.registry import REFERENCE_FILE, LoadedModel, Registry, VersionMetadata
+from models.registry import Decision as VersionDecision
+from models.training import evaluate, train_classifier
+from retraining.events import EventLike, parse_event
+from retraining.ledger import HandledLedger
+from retraining.settings import RetrainSettings
+from retraining.windows import training_windows
+
+logger = logging.getLogger(__name__)
+
+
+class RetrainError(RuntimeError):
+    """A retrain cannot go on: no champion, too few labeled rows, an event claimed elsewhere."""
+
+
+def train_challenger(event: EventLike, settings: RetrainSettings, run_id: str) -> dict[str, Any]:
+    """Train a challenger on recent archived windows, compare it with the champion, register it.
+
+    The labeled rows of the windows from ``lookback_windows`` before the drift window
+    onward (all archived so far) are ordered by offset; the most recent
+    ``holdout_fraction`` of them are held out. The challenger is fitted on the rest
+    (seeded), both models are scored on the held-out rows, and the challenger is
+    registered as a new version with its lineage, ``promoted`` (and made champion) when
+    its accuracy exceeds the champion's by more than ``promotion_margin``, else
+    ``rejected``.
+
+    Idempotent for a run: if a version for this event already exists (a retried task),
+    it is reused, and promoted if it won and the champion has not moved since.
+
+    Parameters
+    ----------
+    event : DriftEvent, dict or str
+        The drift event.
+    settings : RetrainSettings
+        Registry location and thresholds.
+    run_id : str
+        The DAG run; it must hold the event's claim, or take it if no run has.
+
+    Returns
+    -------
+    dict
+        ``event_id``, ``version``, ``decision``, ``challenger_metrics``,
+        ``champion_metrics``, ``champion_version``, ``training_rows``,
+        ``holdout_rows``, ``training_windows``, and ``model_update``: the
+        ModelUpdate as JSON text for a promotion, else None.
+
+    Raises
+    ------
+    RetrainError
+        If another run holds the event, there is no champion, or the archive holds
+        too few labeled rows to train and evaluate.
+    consumer.archive.ArchiveError
+        If an archived window cannot be read.
+    """
+    parsed = parse_event(event)
+    registry = Registry.from_settings(settings)
+    claim = HandledLedger.from_settings(settings).claim(parsed.event_id, run_id)
+    if claim.run_id != run_id:
+        raise RetrainError(f"cannot retrain: {claim.summary()}")
+    existing = _version_for_event(registry, parsed.event_id)
+    if existing is not None:
+        logger.info(
+            "event=%s already trained v%d (%s); reusing it",
+            parsed.event_id,
+            existing.version,
+            existing.decision,
+        )
+        return _finish(registry, existing, parsed, holdout_rows=None)
+
+    champion = registry.champion()
+    if champion is None:
+        raise RetrainError(f"model {registry.model_name!r} has no champion to challenge")
+    meta = champion.metadata
+    windows = training_windows(settings.artifact_root, parsed, settings.lookback_windows)
+    rows = read_labeled_rows(windows, meta.feature_names, meta.label_column)
+    if len(rows) < 2:
+        raise RetrainError(
+            f"{len(rows)} labeled row(s) in {len(windows)} archived window(s) for event "
+            f"{parsed.event_id}: need at least 2 to train and evaluate"
+        )
+    labels = _labels_like(rows.labels, champion)
+    # The newest rows are held out, as they are closest to what the winner will serve;
+    # at least one row each is left to train on and to score on.
+    n_holdout = min(len(rows) - 1, max(1, math.ceil(settings.holdout_fraction * len(rows))))
+    n_train = len(rows) - n_holdout
+    x_train, y_train = rows.features[:n_train], labels[:n_train]
+    x_holdout, y_holdout = rows.features[n_train:], labels[n_train:]
+
+    challenger = train_classifier(x_train, y_train, seed=settings.seed)
+    challenger_metrics = evaluate(challenger, x_holdout, y_holdout)
+    champion_metrics = evaluate(champion.estimator, x_holdout, y_holdout)
+    won = challenger_metrics["accuracy"] > champion_metrics["accuracy"] + settings.promotion_margin
+    decision: VersionDecision = "promoted" if won else "rejected"
+    logger.info(
+        "challenger event=%s decision=%s challenger_accuracy=%.4f champion_accuracy=%.4f "
+        "margin=%g training_rows=%d holdout_rows=%d windows=%d",
+        parsed.event_id,
+        decision,
+        challenger_metrics["accuracy"],
+        champion_metrics["accuracy"],
+        settings.promotion_margin,
+        n_train,
+        n_holdout,
+        len(windows),
+    )
+    metadata = registry.register(
+        challenger,
+        x_train,
+        feature_names=meta.feature_names,
+        label_column=meta.label_column,
+        training_data_sha256=_windows_digest(windows),
+        metrics=challenger_metrics,
+        cause=f"drift event {parsed.event_id}",
+        decision=decision,
+        parent_version=meta.version,
+        drift_event_id=parsed.event_id,
+        training_windows=[path.as_posix() for path in windows],
+        training_rows=n_train,
+        challenger_metrics=challenger_metrics,
+        champion_metrics=champion_metrics,
+    )
+    return _finish(registry, metadata, parsed, holdout_rows=n_holdout)
+
+
+def _finish(
+    registry: Registry, metadata: VersionMetadata, event: DriftEvent, holdout_rows: int | None
+) -> dict[str, Any]:
+    """Promote a winning version if the champion is still its parent; the task's result."""
+    update: ModelUpdate | None = None
+    if metadata.decision == "promoted":
+        champion = registry.champion_version()
+        if champion == metadata.parent_version:
+            registry.promote(metadata.version)
+        pointer = registry.champion_pointer()
+        if pointer is None or pointer.version != metadata.version:
+            raise RetrainError(
+                f"v{metadata.version} won but the champion moved to "
+                f"v{None if pointer is None else pointer.version} meanwhile"
+            )
+        update = ModelUpdate(
+            model_name=registry.model_name,
+            version=metadata.version,
+            previous_version=metadata.parent_version,
+            drift_event_id=event.event_id,
+            challenger_metrics=metadata.challenger_metrics or metadata.metrics,
+            champion_metrics=metadata.champion_metrics or {},
+            model_path=registry.version_dir(metadata.version).as_posix(),
+            reference_path=(registry.version_dir(metadata.version) / REFERENCE_FILE).as_posix(),
+            reference_sha256=metadata.reference_sha256,
+            promoted_at=pointer.promoted_at,
+        )
+    return {
+        "event_id": event.event_id,
+        "version": metadata.version,
+        "decision": metadata.decision,
+        "champion_version": metadata.parent_version,
+        "challenger_metrics": metadata.challenger_metrics,
+        "champion_metrics": metadata.champion_metrics,
+        "training_rows": metadata.training_rows,
+        "holdout_rows": holdout_rows,
+        "training_windows": list(metadata.training_windows),
+        "model_update": None if update is None else update.model_dump_json(),
+    }
+
+
+def _version_for_event(registry: Registry, event_id: str) -> VersionMetadata | None:
+    for metadata in reversed(registry.versions()):
+        if metadata.drift_event_id == event_id:
+            return metadata
+    return None
+
+
+def _labels_like(labels: Sequence[str], champion: LoadedModel) -> np.ndarray:
+    """Archived labels (text) in the dtype of the champion's classes, so both compare."""
+    classes = np.asarray(getattr(champion.estimator, "classes_", np.array([], dtype=object)))
+    if classes.dtype.kind in "iufb":
+        try:
+            return np.asarray(labels).astype(classes.dtype)
+        except ValueError as err:
+            raise RetrainError(
+                f"archived labels do not match the champion's {classes.dtype} classes: {err}"
+            ) from err
+    return np.asarray(labels, dtype=object)
+
+
+def _windows_digest(windows: Sequence[Path]) -> str:
+    """sha256 over the archived windows' names and contents, in order."""
+    digest = hashlib.sha256()
+    for path in windows:
+        digest.update(path.name.encode() + b"\0")
+        digest.update(hashlib.sha256(path.read_bytes()).digest())
+    return digest.hexdigest()

@@ -1,0 +1,93 @@
+"""The challenger: trained on the drifted windows, compared, registered with its lineage."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from consumer.events import DriftEvent
+from data.dataset import Dataset
+from models.promotion import ModelUpdate
+from models.registry import Registry
+from models.training import train_and_register
+from retraining.challenger import RetrainError, train_challenger
+from retraining.decision import decide
+from retraining.settings import RetrainSettings
+from tests.dags.scenario import drift_event, write_archive
+from tests.unit.retraining.conftest import TOPIC
+
+
+def test_challenger_trained_on_drifted_windows_is_promoted_with_lineage(
+    settings: RetrainSettings, drifted: list[DriftEvent]
+) -> None:
+    event = drifted[6]
+    assert decide(event, settings, "run-1").action == "retrain"
+
+    result = train_challenger(event.model_dump(mode="json"), settings, "run-1")
+
+    assert result["decision"] == "promoted"
+    assert (result["version"], result["champion_version"]) == (2, 1)
+    assert (result["training_rows"], result["holdout_rows"]) == (280, 120)
+    assert result["challenger_metrics"]["accuracy"] > result["champion_metrics"]["accuracy"]
+    registry = Registry.from_settings(settings)
+    assert registry.champion_version() == 2
+    meta = registry.metadata(2)
+    assert meta.cause == f"drift event {event.event_id}"
+    assert meta.drift_event_id == event.event_id
+    assert (meta.parent_version, meta.decision) == (1, "promoted")
+    assert [Path(p).name[:12] for p in meta.training_windows] == [
+        f"{f:012d}" for f in range(200, 600, 50)
+    ]
+    assert meta.challenger_metrics == result["challenger_metrics"] == meta.metrics
+    assert meta.champion_metrics == result["champion_metrics"]
+    assert (meta.training_rows, meta.reference_rows) == (280, 280)
+    update = ModelUpdate.model_validate_json(result["model_update"])
+    assert (update.version, update.previous_version, update.drift_event_id) == (
+        2,
+        1,
+        event.event_id,
+    )
+    assert update.reference_sha256 == meta.reference_sha256
+    assert Path(update.reference_path).is_file()
+    assert json.loads(json.dumps(result)) == result
+
+
+def test_a_retried_training_reuses_its_version(
+    settings: RetrainSettings, drifted: list[DriftEvent]
+) -> None:
+    first = train_challenger(drifted[6], settings, "run-1")
+    again = train_challenger(drifted[6], settings, "run-1")
+    assert again["version"] == first["version"] == 2
+    assert again["model_update"] == first["model_update"]
+    assert [m.version for m in Registry.from_settings(settings).versions()] == [1, 2]
+    with pytest.raises(RetrainError, match="run-1"):
+        train_challenger(drifted[6], settings, "run-2")
+
+
+def test_a_challenger_within_the_margin_is_rejected(root: Path, drifted: list[DriftEvent]) -> None:
+    settings = RetrainSettings(artifact_root=root, promotion_margin=0.99)
+    result = train_challenger(drifted[6], settings, "run-1")
+    assert result["decision"] == "rejected"
+    assert result["model_update"] is None
+    registry = Registry(root)
+    assert registry.champion_version() == 1
+    assert registry.metadata(2).decision == "rejected"
+    assert registry.metadata(2).champion_metrics == result["champion_metrics"]
+
+
+def test_training_is_deterministic(tmp_path: Path, iris: Dataset) -> None:
+    results = []
+    for name in ("a", "b"):
+        root = tmp_path / name
+        train_and_register(Registry(root), iris, seed=7)
+        events = write_archive(root, TOPIC, iris)
+        result = train_challenger(events[6], RetrainSettings(artifact_root=root), "run")
+        results.append({k: result[k] for k in ("challenger_metrics", "champion_metrics")})
+    assert results[0] == results[1]
+
+
+def test_training_needs_rows(settings: RetrainSettings) -> None:
+    with pytest.raises(RetrainError, match="need at least 2"):
+        train_challenger(drift_event(TOPIC, 0, 49), settings, "run-1")
