@@ -155,6 +155,11 @@ class VersionMetadata(BaseModel):
     champion_metrics: dict[str, float] | None = None
     """The champion's scores on the same held-out data, if there was a comparison."""
 
+    comparison: dict[str, Any] | None = None
+    """The promotion gate's paired test, if there was a comparison: its name, the
+    discordant row counts, the p-value and level, the held-out rows compared and the
+    duplicates of training rows removed from them, and the reason for the decision."""
+
     model_sha256: str = Field(min_length=64, max_length=64)
     """sha256 of ``model.skops``."""
 
@@ -278,6 +283,7 @@ class Registry:
         training_rows: int,
         challenger_metrics: dict[str, float] | None = None,
         champion_metrics: dict[str, float] | None = None,
+        comparison: dict[str, Any] | None = None,
     ) -> VersionMetadata:
         """Store a fitted estimator and its reference data as the next version.
 
@@ -292,7 +298,8 @@ class Registry:
         feature_names : list of str
             Column order of ``reference`` and of the estimator's input.
         label_column, training_data_sha256, metrics, cause, decision, parent_version,
-        drift_event_id, training_windows, training_rows, challenger_metrics, champion_metrics
+        drift_event_id, training_windows, training_rows, challenger_metrics, champion_metrics,
+        comparison
             Recorded in :class:`VersionMetadata`; see its fields.
 
         Returns
@@ -354,6 +361,7 @@ class Registry:
                 "decision": decision,
                 "challenger_metrics": challenger_metrics,
                 "champion_metrics": champion_metrics,
+                "comparison": comparison,
                 "model_sha256": _sha256(model_path.read_bytes()),
                 "reference_sha256": _sha256(reference_path.read_bytes()),
                 "reference_rows": reference.shape[0],

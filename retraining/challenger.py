@@ -6,6 +6,7 @@ import hashlib
 import logging
 import math
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -13,6 +14,7 @@ import numpy as np
 
 from consumer.archive import read_labeled_rows
 from consumer.events import DriftEvent
+from models.comparison import McNemarResult, mcnemar_exact, unseen_rows
 from models.promotion import ModelUpdate
 from models.registry import REFERENCE_FILE, LoadedModel, Registry, VersionMetadata
 from models.registry import Decision as VersionDecision
@@ -36,9 +38,8 @@ def train_challenger(event: EventLike, settings: RetrainSettings, run_id: str) -
     onward (all archived so far) are ordered by offset; the most recent
     ``holdout_fraction`` of them are held out. The challenger is fitted on the rest
     (seeded), both models are scored on the held-out rows, and the challenger is
-    registered as a new version with its lineage, ``promoted`` (and made champion) when
-    its accuracy exceeds the champion's by more than ``promotion_margin``, else
-    ``rejected``.
+    registered as a new version with its lineage, ``promoted`` (and made champion) only
+    when :func:`promotion_gate` says so, else ``rejected``.
 
     Idempotent for a run: if a version for this event already exists (a retried task),
     it is reused, and promoted if it won and the champion has not moved since.
@@ -103,22 +104,28 @@ def train_challenger(event: EventLike, settings: RetrainSettings, run_id: str) -
     x_holdout, y_holdout = rows.features[n_train:], labels[n_train:]
 
     challenger = train_classifier(x_train, y_train, seed=settings.seed)
-    challenger_metrics = evaluate(challenger, x_holdout, y_holdout)
-    champion_metrics = evaluate(champion.estimator, x_holdout, y_holdout)
-    won = challenger_metrics["accuracy"] > champion_metrics["accuracy"] + settings.promotion_margin
-    decision: VersionDecision = "promoted" if won else "rejected"
+    gate = promotion_gate(
+        challenger, champion.estimator, x_train, y_train, x_holdout, y_holdout, settings
+    )
+    decision: VersionDecision = "promoted" if gate.promote else "rejected"
     logger.info(
-        "challenger event=%s decision=%s challenger_accuracy=%.4f champion_accuracy=%.4f "
-        "margin=%g training_rows=%d holdout_rows=%d windows=%d",
+        "challenger event=%s decision=%s reason=%r challenger=%s champion=%s "
+        "mcnemar_p=%.3g challenger_only=%d champion_only=%d compared_rows=%d "
+        "duplicates_removed=%d training_rows=%d windows=%d",
         parsed.event_id,
         decision,
-        challenger_metrics["accuracy"],
-        champion_metrics["accuracy"],
-        settings.promotion_margin,
+        gate.reason,
+        gate.challenger_metrics,
+        gate.champion_metrics,
+        gate.test.p_value,
+        gate.test.challenger_only,
+        gate.test.champion_only,
+        gate.test.rows,
+        gate.duplicates_removed,
         n_train,
-        n_holdout,
         len(windows),
     )
+    challenger_metrics, champion_metrics = gate.challenger_metrics, gate.champion_metrics
     metadata = registry.register(
         challenger,
         x_train,
@@ -134,8 +141,99 @@ def train_challenger(event: EventLike, settings: RetrainSettings, run_id: str) -
         training_rows=n_train,
         challenger_metrics=challenger_metrics,
         champion_metrics=champion_metrics,
+        comparison=gate.to_dict(),
     )
     return _finish(registry, metadata, parsed, holdout_rows=n_holdout)
+
+
+@dataclass(frozen=True)
+class GateVerdict:
+    """Whether the challenger is promoted, the paired test behind it, and why.
+
+    Attributes
+    ----------
+    promote : bool
+        True only if the test says the challenger is better at the gate's level, on
+        enough held-out rows.
+    test : McNemarResult
+        McNemar's exact test on the held-out rows compared.
+    challenger_metrics, champion_metrics : dict
+        Both models' scores on those same rows (empty when no row was left).
+    duplicates_removed : int
+        Held-out rows left out as copies of training rows.
+    level, min_rows : float, int
+        The gate's settings.
+    reason : str
+        One line a person can read.
+    """
+
+    promote: bool
+    test: McNemarResult
+    challenger_metrics: dict[str, float]
+    champion_metrics: dict[str, float]
+    duplicates_removed: int
+    level: float
+    min_rows: int
+    reason: str
+
+    def to_dict(self) -> dict[str, Any]:
+        """The verdict as JSON-able lineage."""
+        return {
+            **self.test.to_dict(),
+            "level": self.level,
+            "min_rows": self.min_rows,
+            "duplicates_removed": self.duplicates_removed,
+            "promote": self.promote,
+            "reason": self.reason,
+        }
+
+
+def promotion_gate(
+    challenger: Any,
+    champion: Any,
+    x_train: np.ndarray,
+    y_train: np.ndarray,
+    x_holdout: np.ndarray,
+    y_holdout: np.ndarray,
+    settings: RetrainSettings,
+) -> GateVerdict:
+    """Compare the two models on the held-out rows no training row repeats, by McNemar's test.
+
+    Parameters
+    ----------
+    challenger, champion : estimator
+        Fitted classifiers.
+    x_train, y_train : numpy.ndarray
+        The challenger's training rows and labels.
+    x_holdout, y_holdout : numpy.ndarray
+        Held-out rows and labels; exact copies of a training row (features and label)
+        are removed before comparing.
+    settings : RetrainSettings
+        ``promotion_p_value`` and ``min_holdout_rows``.
+
+    Returns
+    -------
+    GateVerdict
+    """
+    keep = unseen_rows(x_train, y_train, x_holdout, y_holdout)
+    x_eval, y_eval = x_holdout[keep], y_holdout[keep]
+    removed = int((~keep).sum())
+    if len(y_eval) == 0:
+        test = mcnemar_exact(np.zeros(0, dtype=bool), np.zeros(0, dtype=bool))
+        metrics: tuple[dict[str, float], dict[str, float]] = ({}, {})
+    else:
+        challenger_right = np.asarray(challenger.predict(x_eval)) == y_eval
+        champion_right = np.asarray(champion.predict(x_eval)) == y_eval
+        test = mcnemar_exact(champion_right, challenger_right)
+        metrics = (evaluate(challenger, x_eval, y_eval), evaluate(champion, x_eval, y_eval))
+    level, min_rows = settings.promotion_p_value, settings.min_holdout_rows
+    if test.rows < min_rows:
+        promote, reason = False, f"{test.rows} held-out rows compared, fewer than {min_rows}"
+    elif test.p_value < level:
+        promote, reason = True, f"better by McNemar's exact test: p={test.p_value:.3g} < {level}"
+    else:
+        promote, reason = False, f"not shown better: McNemar p={test.p_value:.3g} >= {level}"
+    return GateVerdict(promote, test, *metrics, removed, level, min_rows, reason)
 
 
 def _finish(

@@ -40,9 +40,15 @@ class RetrainSettings(RegistrySettings):
     """Fewest labeled rows worth retraining on, at least 2: one row to train on, one to
     evaluate (env ``DRIFTLOOP_MIN_LABELED_ROWS``)."""
 
-    promotion_margin: float = Field(default=0.0, ge=0.0, lt=1.0)
-    """Accuracy gain in [0, 1) the challenger must exceed over the champion to be
-    promoted (env ``DRIFTLOOP_PROMOTION_MARGIN``)."""
+    promotion_p_value: float = Field(default=0.05, gt=0.0, lt=1.0)
+    """Level of the promotion gate, in (0, 1): the challenger is promoted only if
+    McNemar's exact test on the held-out rows says it is right more often than the
+    champion at this level (env ``DRIFTLOOP_PROMOTION_P_VALUE``)."""
+
+    min_holdout_rows: int = Field(default=30, ge=1)
+    """Fewest held-out rows (after removing copies of training rows) the gate compares
+    the two models on; with fewer the challenger is rejected
+    (env ``DRIFTLOOP_MIN_HOLDOUT_ROWS``)."""
 
     cooldown_seconds: float = Field(default=300.0, ge=0.0, allow_inf_nan=False)
     """Seconds (finite, >= 0) after a promotion by a retrain during which drift events
@@ -64,7 +70,8 @@ class RetrainSettings(RegistrySettings):
 
     @field_validator(
         "min_labeled_rows",
-        "promotion_margin",
+        "promotion_p_value",
+        "min_holdout_rows",
         "cooldown_seconds",
         "holdout_fraction",
         "lookback_windows",

@@ -254,10 +254,10 @@ def test_event_replayed_by_hand_is_skipped_with_the_reason(
         assert record.detail["reason"] == reason
 
 
-def test_challenger_that_does_not_beat_the_margin_is_recorded_as_rejected(
+def test_challenger_the_gate_refuses_is_recorded_as_rejected(
     airflow_env: AirflowEnv, iris: Dataset
 ) -> None:
-    env = airflow_env.with_settings(DRIFTLOOP_PROMOTION_MARGIN="0.99")
+    env = airflow_env.with_settings(DRIFTLOOP_MIN_HOLDOUT_ROWS="100000")
     write_archive(env.artifact_root, env.kafka.rows_topic, iris)
     event = drift_event(env.kafka.rows_topic, 300, 349)
 

@@ -41,7 +41,13 @@ def root(tmp_path: Path, iris: Dataset) -> Path:
 @pytest.fixture
 def settings(root: Path, monkeypatch: pytest.MonkeyPatch) -> RetrainSettings:
     """Settings for ``root``, read from the environment as the DAG's tasks read them."""
-    for name in ("MIN_LABELED_ROWS", "PROMOTION_MARGIN", "COOLDOWN_SECONDS", "MODEL_NAME"):
+    for name in (
+        "MIN_LABELED_ROWS",
+        "PROMOTION_P_VALUE",
+        "MIN_HOLDOUT_ROWS",
+        "COOLDOWN_SECONDS",
+        "MODEL_NAME",
+    ):
         monkeypatch.delenv(f"DRIFTLOOP_{name}", raising=False)
     monkeypatch.setenv("DRIFTLOOP_ARTIFACT_ROOT", str(root))
     # These tests exercise the look-back too; the default is none.

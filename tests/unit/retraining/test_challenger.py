@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from consumer.events import DriftEvent
@@ -12,7 +13,7 @@ from data.dataset import Dataset
 from models.promotion import ModelUpdate
 from models.registry import Registry
 from models.training import train_and_register
-from retraining.challenger import RetrainError, train_challenger
+from retraining.challenger import RetrainError, promotion_gate, train_challenger
 from retraining.decision import decide
 from retraining.settings import RetrainSettings
 from tests.dags.scenario import drift_event, write_archive
@@ -66,8 +67,10 @@ def test_a_retried_training_reuses_its_version(
         train_challenger(drifted[6], settings, "run-2")
 
 
-def test_a_challenger_within_the_margin_is_rejected(root: Path, drifted: list[DriftEvent]) -> None:
-    settings = RetrainSettings(artifact_root=root, promotion_margin=0.99)
+def test_a_challenger_on_too_few_held_out_rows_is_rejected(
+    root: Path, drifted: list[DriftEvent]
+) -> None:
+    settings = RetrainSettings(artifact_root=root, min_holdout_rows=10_000)
     result = train_challenger(drifted[6], settings, "run-1")
     assert result["decision"] == "rejected"
     assert result["model_update"] is None
@@ -75,6 +78,56 @@ def test_a_challenger_within_the_margin_is_rejected(root: Path, drifted: list[Dr
     assert registry.champion_version() == 1
     assert registry.metadata(2).decision == "rejected"
     assert registry.metadata(2).champion_metrics == result["champion_metrics"]
+    comparison = registry.metadata(2).comparison
+    assert comparison is not None and "fewer than 10000" in comparison["reason"]
+
+
+def test_a_challenger_equal_to_the_champion_is_rejected(root: Path, iris: Dataset) -> None:
+    champion = Registry(root).load(1).estimator
+    rng = np.random.default_rng(11)
+    x = iris.features.to_numpy(dtype=np.float64)
+    y = iris.labels.to_numpy()
+    picks = rng.integers(0, len(y), size=400)
+    # Jittered rows: none repeats a training row, so all 200 held-out rows are compared.
+    rows = x[picks] + rng.normal(0, 0.3, size=(400, x.shape[1]))
+    verdict = promotion_gate(
+        champion,
+        champion,
+        rows[:200],
+        y[picks][:200],
+        rows[200:],
+        y[picks][200:],
+        RetrainSettings(artifact_root=root),
+    )
+    assert (verdict.promote, verdict.test.rows, verdict.duplicates_removed) == (False, 200, 0)
+    assert (verdict.test.challenger_only, verdict.test.champion_only) == (0, 0)
+    assert verdict.test.p_value == 1.0
+    assert "not shown better" in verdict.reason
+
+
+def test_a_clearly_better_challenger_is_promoted_with_the_test_in_its_lineage(
+    settings: RetrainSettings, drifted: list[DriftEvent]
+) -> None:
+    result = train_challenger(drifted[6], settings, "run-1")
+    comparison = Registry(settings.artifact_root).metadata(2).comparison
+    assert result["decision"] == "promoted"
+    assert comparison is not None
+    assert comparison["p_value"] < 0.05
+    assert comparison["challenger_only"] > comparison["champion_only"]
+    assert comparison["rows"] >= 30
+    assert comparison["rows"] + comparison["duplicates_removed"] == result["holdout_rows"]
+
+
+def test_held_out_copies_of_training_rows_are_removed_and_counted(
+    root: Path, iris: Dataset
+) -> None:
+    # Clean Iris rows drawn with replacement: most held-out rows repeat a training row.
+    events = write_archive(root, TOPIC, iris, drift_after=10_000)
+    result = train_challenger(events[0], RetrainSettings(artifact_root=root), "run-1")
+    comparison = Registry(root).metadata(2).comparison
+    assert comparison is not None
+    assert comparison["duplicates_removed"] > 0
+    assert comparison["rows"] == result["holdout_rows"] - comparison["duplicates_removed"]
 
 
 def test_training_is_deterministic(tmp_path: Path, iris: Dataset) -> None:

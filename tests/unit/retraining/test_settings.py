@@ -12,8 +12,9 @@ from retraining.settings import RetrainSettings
     ("env", "value"),
     [
         ("DRIFTLOOP_MIN_LABELED_ROWS", "1"),
-        ("DRIFTLOOP_PROMOTION_MARGIN", "-0.1"),
-        ("DRIFTLOOP_PROMOTION_MARGIN", "1"),
+        ("DRIFTLOOP_PROMOTION_P_VALUE", "0"),
+        ("DRIFTLOOP_PROMOTION_P_VALUE", "1"),
+        ("DRIFTLOOP_MIN_HOLDOUT_ROWS", "0"),
         ("DRIFTLOOP_COOLDOWN_SECONDS", "-5"),
         ("DRIFTLOOP_COOLDOWN_SECONDS", "inf"),
         ("DRIFTLOOP_HOLDOUT_FRACTION", "0"),
@@ -35,8 +36,9 @@ def test_settings_defaults(monkeypatch: pytest.MonkeyPatch) -> None:
     settings = RetrainSettings()
     assert (
         settings.min_labeled_rows,
-        settings.promotion_margin,
+        settings.promotion_p_value,
+        settings.min_holdout_rows,
         settings.cooldown_seconds,
         settings.holdout_fraction,
         settings.lookback_windows,
-    ) == (150, 0.0, 300.0, 0.3, 0)
+    ) == (150, 0.05, 30, 300.0, 0.3, 0)
