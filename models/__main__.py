@@ -1,4 +1,4 @@
-"""Command line for models: ``python -m models train`` and ``python -m models list``."""
+"""Command line for models: ``python -m models train``, ``list`` and ``promote``."""
 
 from __future__ import annotations
 
@@ -12,7 +12,9 @@ from pydantic import ValidationError
 
 from broker.cli import add_flags, build
 from broker.logs import LogSettings, configure_logging
+from broker.settings import KafkaSettings
 from data.dataset import DatasetError, load_dataset
+from models.promotion import ModelUpdate
 from models.registry import Registry, RegistryError, RegistrySettings, VersionMetadata
 from models.training import train_and_register
 
@@ -42,6 +44,15 @@ def build_parser() -> argparse.ArgumentParser:
     )
     train.add_argument("--seed", type=int, default=7, help="seed of split and forest (default 7)")
     commands.add_parser("list", parents=[common], help="list versions; * marks the champion")
+    promote = commands.add_parser(
+        "promote",
+        parents=[common],
+        help="make a version champion by hand (a rollback, say) and announce it to every "
+        "consumer on the model-updates topic",
+    )
+    promote.add_argument("version", type=int, help="the registered version to serve")
+    promote.add_argument("--reason", required=True, help="why, kept in the lineage")
+    add_flags(promote, KafkaSettings, exclude=frozenset({"rows_topic", "drift_topic", "dlq_topic"}))
     return parser
 
 
@@ -54,9 +65,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         registry = Registry.from_settings(settings)
         if args.command == "train":
             _train(registry, args.data, args.label_column, args.seed)
+        elif args.command == "promote":
+            _promote(registry, build(KafkaSettings, args), args.version, args.reason)
         else:
             _list(registry)
-    except (DatasetError, RegistryError, ValueError, OSError) as err:
+    except (DatasetError, RegistryError, ValueError, OSError, AnnouncementError) as err:
         logger.debug("command failed", exc_info=True)
         print(f"error: {_one_line(err)}", file=sys.stderr)
         return 1
@@ -74,6 +87,49 @@ def _train(registry: Registry, data: Path, label_column: str, seed: int) -> None
     )
 
 
+class AnnouncementError(RuntimeError):
+    """The champion switched in the registry, but the broker did not take the announcement."""
+
+
+def _promote(registry: Registry, kafka: KafkaSettings, version: int, reason: str) -> None:
+    """Switch the champion, then publish the ModelUpdate and wait for the broker's ack.
+
+    The registry first: a consumer that starts meanwhile reads the new champion from it.
+    Promoting the serving version again announces it again, so a failed announcement
+    is mended by running the same command once more.
+    """
+    if not reason.strip():
+        raise ValueError("--reason must say why the version is promoted")
+    # Imported here: train and list never need a Kafka client.
+    from broker.clients import reliable_producer
+    from broker.errors import BrokerUnavailableError
+
+    pointer = registry.promote(version, by="hand", reason=reason.strip())
+    update = ModelUpdate.announcing(registry, pointer)
+    try:
+        producer = reliable_producer(kafka, client_id="driftloop-models-promote")
+    except BrokerUnavailableError as err:
+        raise AnnouncementError(
+            f"{registry.model_name} v{version} is champion in the registry, "
+            f"but it was not announced: {err}; run this again"
+        ) from err
+    try:
+        producer.send(
+            kafka.model_updates_topic, key=update.model_name.encode(), value=update.to_bytes()
+        ).get(timeout=30)
+    except Exception as err:
+        raise AnnouncementError(
+            f"{registry.model_name} v{version} is champion in the registry, but the update "
+            f"was not announced on {kafka.model_updates_topic}: {err}; run this again"
+        ) from err
+    finally:
+        producer.close()
+    print(
+        f"{registry.model_name} v{version} is champion (was v{pointer.previous_version}), "
+        f"promoted by hand: {pointer.reason}; announced on {kafka.model_updates_topic}"
+    )
+
+
 def _list(registry: Registry) -> None:
     versions = registry.versions()
     if not versions:
@@ -81,6 +137,14 @@ def _list(registry: Registry) -> None:
         return
     champion = registry.champion_version()
     print(_table(versions, champion))
+    switches = registry.promotions()
+    if switches:
+        print("\nchampion switches:")
+        for switch in switches:
+            print(
+                f"  {switch.promoted_at:%Y-%m-%dT%H:%M:%SZ} v{switch.previous_version} -> "
+                f"v{switch.version} by {switch.promoted_by or '-'}: {switch.reason or '-'}"
+            )
 
 
 def _table(versions: list[VersionMetadata], champion: int | None) -> str:

@@ -7,11 +7,13 @@ from typing import Literal
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 
+from models.registry import REFERENCE_FILE, ChampionPointer, Registry
+
 SCHEMA_VERSION: Literal[1] = 1
 
 
 class ModelUpdate(BaseModel):
-    """Published on the model-updates topic after a challenger is promoted.
+    """Published on the model-updates topic after a challenger is promoted, or a version by hand.
 
     Every consumer instance reads every update and reloads the champion it names.
     """
@@ -40,6 +42,36 @@ class ModelUpdate(BaseModel):
     """sha256 of the reference data, as the consumer's drift events will report it."""
     promoted_at: AwareDatetime
     """When the champion pointer switched (UTC)."""
+    promoted_by: Literal["training", "retraining", "hand"] | None = None
+    """Who switched it: a retrain's promotion gate, or a person (a rollback by hand)."""
+    reason: str | None = None
+    """Why, in the words of whoever switched it."""
+
+    @classmethod
+    def announcing(
+        cls, registry: Registry, pointer: ChampionPointer, drift_event_id: str | None = None
+    ) -> ModelUpdate:
+        """The update that announces ``pointer``, the champion switch just made in ``registry``.
+
+        The metrics are the new version's comparison with the champion it replaced
+        when it was a challenger, else its own scores (and none for the other).
+        """
+        metadata = registry.metadata(pointer.version)
+        directory = registry.version_dir(pointer.version)
+        return cls(
+            model_name=registry.model_name,
+            version=pointer.version,
+            previous_version=pointer.previous_version,
+            drift_event_id=drift_event_id,
+            challenger_metrics=metadata.challenger_metrics or metadata.metrics,
+            champion_metrics=metadata.champion_metrics or {},
+            model_path=directory.as_posix(),
+            reference_path=(directory / REFERENCE_FILE).as_posix(),
+            reference_sha256=metadata.reference_sha256,
+            promoted_at=pointer.promoted_at,
+            promoted_by=pointer.promoted_by,
+            reason=pointer.reason,
+        )
 
     def to_bytes(self) -> bytes:
         """UTF-8 JSON, the form on the wire."""

@@ -46,6 +46,8 @@ METADATA_FILE = "metadata.json"
 """File name of the :class:`VersionMetadata` inside a version directory."""
 CHAMPION_FILE = "champion.json"
 """File name of the champion pointer inside a model's directory."""
+PROMOTIONS_DIR = "promotions"
+"""Directory of the champion's switch history, one record per switch."""
 
 ALLOWED_TYPES: frozenset[str] = frozenset(
     {
@@ -197,6 +199,13 @@ class ChampionPointer(BaseModel):
 
     promoted_at: AwareDatetime
     """When the pointer was switched (UTC)."""
+
+    promoted_by: Literal["training", "retraining", "hand"] | None = None
+    """Who switched it: the first training, a retrain's promotion gate, or a person
+    (``python -m models promote``); None in pointers written before this was kept."""
+
+    reason: str | None = None
+    """Why, in the words of whoever switched it."""
 
 
 @dataclass(frozen=True, eq=False)
@@ -381,10 +390,32 @@ class Registry:
         )
         return metadata
 
-    def promote(self, version: int) -> None:
+    def promote(
+        self,
+        version: int,
+        *,
+        by: Literal["training", "retraining", "hand"] | None = None,
+        reason: str | None = None,
+    ) -> ChampionPointer:
         """Make ``version`` the champion by atomically replacing ``champion.json``.
 
         The version's files are verified first, so a tampered version never serves.
+        Each switch is also kept, never overwritten, as
+        ``promotions/<time>-v<version>.json``: the history of who served when and why.
+
+        Parameters
+        ----------
+        version : int
+            The version to serve.
+        by : {"training", "retraining", "hand"}, optional
+            Who switched it.
+        reason : str, optional
+            Why.
+
+        Returns
+        -------
+        ChampionPointer
+            The pointer now on disk.
 
         Raises
         ------
@@ -401,9 +432,38 @@ class Registry:
             version=version,
             previous_version=previous,
             promoted_at=datetime.now(UTC),
+            promoted_by=by,
+            reason=reason,
         )
-        write_atomic(self.model_dir / CHAMPION_FILE, pointer.model_dump_json(indent=2).encode())
-        logger.info("promoted model=%s version=%d previous=%s", self.model_name, version, previous)
+        data = pointer.model_dump_json(indent=2).encode()
+        stamp = pointer.promoted_at.strftime("%Y%m%dT%H%M%S%fZ")
+        write_atomic(self.model_dir / PROMOTIONS_DIR / f"{stamp}-v{version:04d}.json", data)
+        write_atomic(self.model_dir / CHAMPION_FILE, data)
+        logger.info(
+            "promoted model=%s version=%d previous=%s by=%s reason=%r",
+            self.model_name,
+            version,
+            previous,
+            by,
+            reason,
+        )
+        return pointer
+
+    def promotions(self) -> list[ChampionPointer]:
+        """Every switch of the champion, oldest first (see :meth:`promote`).
+
+        Raises
+        ------
+        RegistryError
+            If a record cannot be read or is malformed.
+        """
+        records = []
+        for path in sorted((self.model_dir / PROMOTIONS_DIR).glob("*.json")):
+            try:
+                records.append(ChampionPointer.model_validate_json(path.read_bytes()))
+            except (OSError, ValidationError) as err:
+                raise RegistryError(f"promotion record {path} is unreadable: {err}") from err
+        return records
 
     def champion_pointer(self) -> ChampionPointer | None:
         """The champion pointer (version, previous version, promotion time), or None.

@@ -187,7 +187,7 @@ def train_and_register(
         training_rows=len(x_train),
     )
     if champion is None:
-        registry.promote(metadata.version)
+        registry.promote(metadata.version, by="training", reason=cause)
     return metadata
 
 

@@ -16,8 +16,8 @@ from consumer.archive import read_labeled_rows
 from consumer.events import DriftEvent
 from models.comparison import McNemarResult, mcnemar_exact, unseen_rows
 from models.promotion import ModelUpdate
-from models.registry import REFERENCE_FILE, LoadedModel, Registry, VersionMetadata
 from models.registry import Decision as VersionDecision
+from models.registry import LoadedModel, Registry, VersionMetadata
 from models.training import evaluate, train_classifier
 from retraining.events import EventLike, parse_event
 from retraining.ledger import HandledLedger
@@ -244,25 +244,19 @@ def _finish(
     if metadata.decision == "promoted":
         champion = registry.champion_version()
         if champion == metadata.parent_version:
-            registry.promote(metadata.version)
+            gate = (metadata.comparison or {}).get("reason")
+            registry.promote(
+                metadata.version,
+                by="retraining",
+                reason=f"drift event {event.event_id}" + (f": {gate}" if gate else ""),
+            )
         pointer = registry.champion_pointer()
         if pointer is None or pointer.version != metadata.version:
             raise RetrainError(
                 f"v{metadata.version} won but the champion moved to "
                 f"v{None if pointer is None else pointer.version} meanwhile"
             )
-        update = ModelUpdate(
-            model_name=registry.model_name,
-            version=metadata.version,
-            previous_version=metadata.parent_version,
-            drift_event_id=event.event_id,
-            challenger_metrics=metadata.challenger_metrics or metadata.metrics,
-            champion_metrics=metadata.champion_metrics or {},
-            model_path=registry.version_dir(metadata.version).as_posix(),
-            reference_path=(registry.version_dir(metadata.version) / REFERENCE_FILE).as_posix(),
-            reference_sha256=metadata.reference_sha256,
-            promoted_at=pointer.promoted_at,
-        )
+        update = ModelUpdate.announcing(registry, pointer, drift_event_id=event.event_id)
     return {
         "event_id": event.event_id,
         "version": metadata.version,

@@ -152,7 +152,13 @@ def test_promote_switches_the_champion_pointer(
     assert champion.metadata.version == 2
     assert champion.reference.shape == (50, 4)
     # The switch leaves no temporary files behind.
-    assert sorted(p.name for p in registry.model_dir.iterdir()) == ["champion.json", "versions"]
+    assert sorted(p.name for p in registry.model_dir.iterdir()) == [
+        "champion.json",
+        "promotions",
+        "versions",
+    ]
+    assert all(p.suffix == ".json" for p in (registry.model_dir / "promotions").iterdir())
+    assert [(p.version, p.previous_version) for p in registry.promotions()][-1] == (2, 1)
 
 
 def test_promote_a_missing_version(registry: Registry) -> None:
@@ -368,3 +374,20 @@ def test_champion_pointer_of_another_model_is_refused(registry: Registry) -> Non
         registry.champion_pointer()
     with pytest.raises(RegistryError, match="names model 'other'"):
         registry.champion_version()
+
+
+def test_a_promotion_by_hand_keeps_who_and_why_in_the_switch_history(
+    registry: Registry, forest: RandomForestClassifier, iris: tuple[np.ndarray, np.ndarray]
+) -> None:
+    for _ in range(2):
+        register(registry, forest, iris[0][:50])
+    registry.promote(1, by="training", reason="first")
+    registry.promote(2, by="retraining", reason="drift event e")
+    pointer = registry.promote(1, by="hand", reason="rollback: v2 misbehaves")
+    assert registry.champion_pointer() == pointer
+    assert [(p.version, p.promoted_by, p.reason) for p in registry.promotions()] == [
+        (1, "training", "first"),
+        (2, "retraining", "drift event e"),
+        (1, "hand", "rollback: v2 misbehaves"),
+    ]
+    assert pointer.previous_version == 2
