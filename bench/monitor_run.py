@@ -11,8 +11,9 @@ from bench.plain_reader import BenchTimeoutError
 from bench.timing import ClockedConsumer, Measurement, TimedDetector
 from broker.clients import manual_commit_consumer, reliable_producer, update_consumer
 from consumer.archive import WindowArchive
+from consumer.champion import Champion
 from consumer.model_updates import ModelUpdateFollower
-from consumer.service import Champion, DriftMonitor
+from consumer.service import DriftMonitor
 from consumer.settings import ConsumerSettings
 from models.registry import Registry
 

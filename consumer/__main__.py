@@ -99,9 +99,10 @@ def serve(flags: dict[str, Any], should_stop: Callable[[], bool], idle_exit: flo
     from broker.settings import settings_error
     from broker.topics import ensure_topics
     from consumer.archive import WindowArchive
+    from consumer.champion import Champion, NoChampionError
     from consumer.metrics import ConsumerMetrics
     from consumer.model_updates import ModelUpdateFollower
-    from consumer.service import Champion, DriftMonitor, NoChampionError
+    from consumer.service import DriftMonitor
     from consumer.settings import ConsumerSettings
     from models.registry import Registry, RegistryError
 

@@ -15,8 +15,9 @@ from kafka import KafkaConsumer, TopicPartition
 from broker.clients import manual_commit_consumer, reliable_producer, update_consumer
 from broker.settings import KafkaSettings
 from consumer.archive import WindowArchive
+from consumer.champion import Champion
 from consumer.model_updates import ModelUpdateFollower
-from consumer.service import Champion, DriftMonitor, Stats
+from consumer.service import DriftMonitor, Stats
 from consumer.settings import ConsumerSettings
 from models.registry import Registry
 
