@@ -60,7 +60,12 @@ UPDATE_CHECK_INTERVAL_S = 0.5
 
 @dataclass
 class Stats:
-    """What the consumer has done since it started."""
+    """What the consumer has done since it started.
+
+    ``drift_events`` counts windows judged drifted, as they are judged; each one's
+    event is published once the window is archived (the ``drift_events`` metric
+    counts those publications).
+    """
 
     rows: int = 0
     windows: int = 0
@@ -281,6 +286,7 @@ class DriftMonitor:
             self.producer.flush()
         for future in sent:
             future.get(timeout=0)  # Raises the delivery error: the poll is never committed.
+            self.metrics.drift_events.inc()
 
     def follow_model_updates(self) -> None:
         """Switch to the champion a ModelUpdate names; later windows are judged for it."""
@@ -418,7 +424,6 @@ class DriftMonitor:
         )
         if result.is_drift:
             self.stats.drift_events += 1
-            self.metrics.drift_events.inc()
             logger.warning(
                 "DRIFT *** window=%s features=%s min_p=%.3g model=%s event_id=%s",
                 window_id,

@@ -150,6 +150,17 @@ def test_windows_are_judged_published_and_committed(tmp_path: Path) -> None:
     assert consumer.commits == [("async", 10), ("async", 20)]
 
 
+def test_the_drift_events_metric_counts_only_published_events(tmp_path: Path) -> None:
+    polls = [[record(i, row(i, shift=5.0)) for i in range(20)]]
+    consumer = Consumer(polls)
+    m = monitor(tmp_path, consumer, Producer(failing=("drift-events",)))
+    with pytest.raises(KafkaTimeoutError):
+        m.run(lambda: False, idle_timeout=0)
+    # Both windows were judged drifted; neither event reached the broker.
+    assert drift_metric(m) == (0.0, 2.0)
+    assert consumer.commits == []
+
+
 def test_malformed_rows_are_dead_lettered_and_committed_past(tmp_path: Path) -> None:
     values = [row(i) for i in range(10)]
     values.insert(3, b"not json")
