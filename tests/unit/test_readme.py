@@ -54,3 +54,11 @@ def test_the_producer_command_in_the_readme_parses() -> None:
     parsed = parse_args(words)
     assert parsed["drift_after"] == 300 and parsed["noise_mean"] == 3.0
     assert parsed["drift_features"] == "petal_length,sepal_width"
+
+
+def test_the_license_note_dates_alibi_detects_licence_change() -> None:
+    # alibi-detect 0.11.5 was the first release under the Business Source License.
+    note = README[README.index("## License note") :]
+    note = note[: note.index("\n## ")]
+    assert "from version 0.11.5 on is under the\nBusiness Source License 1.1" in note
+    assert "0.12" not in note
