@@ -15,7 +15,8 @@ done with them.
 
 The commit rules live in `consumer.checkpoint`, the dead-letter topic in
 `consumer.dead_letters`, the champion in `consumer.champion`; the DriftEvent of
-a window is built by `consumer.events`.
+a window is built by `consumer.events`, and `consumer.assembly` builds the whole
+monitor from settings.
 """
 
 from __future__ import annotations
@@ -105,6 +106,9 @@ class _Judged:
 
 class DriftMonitor:
     """Runs the loop over a subscribed consumer; see the module docstring for the guarantees.
+
+    `consumer.assembly.build_monitor` builds one from settings, as every process
+    runs it.
 
     Parameters
     ----------
