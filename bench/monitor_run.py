@@ -62,9 +62,9 @@ def read_with_monitor(
         settings,
         client_id="bench-monitor",
         archive_root=archive_root,
-        wrap_consumer=ClockedConsumer,  # type: ignore[arg-type]
+        wrap_consumer=ClockedConsumer,
     )
-    consumer: ClockedConsumer = monitor.consumer  # type: ignore[assignment]
+    consumer: ClockedConsumer = monitor.consumer
     detector = TimedDetector(monitor.champion.detector)
     monitor.champion.detector = detector  # type: ignore[assignment]
     deadline = time.monotonic() + timeout
