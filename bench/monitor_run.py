@@ -9,12 +9,8 @@ from pathlib import Path
 
 from bench.plain_reader import BenchTimeoutError
 from bench.timing import ClockedConsumer, Measurement, TimedDetector
-from broker.clients import manual_commit_consumer, reliable_producer, update_consumer
-from consumer.archive import WindowArchive
-from consumer.model_updates import ModelUpdateFollower
-from consumer.service import Champion, DriftMonitor
+from consumer.assembly import build_monitor
 from consumer.settings import ConsumerSettings
-from models.registry import Registry
 
 LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s %(message)s"
 """The consumer's log format, as ``python -m consumer`` sets it."""
@@ -29,14 +25,13 @@ def read_with_monitor(
 ) -> Measurement:
     """Run the drift consumer over ``rows`` rows of ``settings.rows_topic``.
 
-    As ``tests/integration/streams.py`` builds it: the champion from the
-    registry under ``settings.artifact_root``, a model-update follower, a
-    reliable producer for drift events, a manual-commit consumer, and the
-    archive (here under ``archive_root``, removed afterwards) with
-    ``settings.archive_fsync``. The detector is wrapped to time each window's
-    ``predict``. The run stops as soon as ``rows`` rows were handled, so no
-    idle time is counted; the clock stops when ``run`` returns, with every
-    window archived, every event acknowledged and the offsets committed.
+    Built by `consumer.assembly.build_monitor`, as ``python -m consumer`` and
+    the integration tests build it, with the archive under ``archive_root``
+    (removed afterwards) and the rows consumer wrapped to clock its partition
+    assignment. The detector is wrapped to time each window's ``predict``. The
+    run stops as soon as ``rows`` rows were handled, so no idle time is counted;
+    the clock stops when ``run`` returns, with every window archived, every
+    event acknowledged and the offsets committed.
 
     Parameters
     ----------
@@ -63,28 +58,15 @@ def read_with_monitor(
         When the consumer dead-lettered rows or judged an unexpected number of windows.
     """
     _log_to(log_file)
-    registry = Registry(settings.artifact_root, settings.model_name)
-    updates = ModelUpdateFollower(
-        update_consumer(settings, client_id="bench-monitor-updates"),
-        settings.model_updates_topic,
-        settings.model_name,
-    )
-    producer = reliable_producer(settings, client_id="bench-monitor-events")
-    consumer = ClockedConsumer(
-        manual_commit_consumer(settings, settings.group_id, client_id="bench-monitor")
-    )
-    champion = Champion.from_registry(registry, settings)
-    detector = TimedDetector(champion.detector)
-    champion.detector = detector  # type: ignore[assignment]
-    monitor = DriftMonitor(
+    monitor = build_monitor(
         settings,
-        consumer,
-        producer,
-        champion,
-        WindowArchive(archive_root, fsync=settings.archive_fsync),
-        registry=registry,
-        updates=updates,
+        client_id="bench-monitor",
+        archive_root=archive_root,
+        wrap_consumer=ClockedConsumer,
     )
+    consumer: ClockedConsumer = monitor.consumer
+    detector = TimedDetector(monitor.champion.detector)
+    monitor.champion.detector = detector  # type: ignore[assignment]
     deadline = time.monotonic() + timeout
 
     def should_stop() -> bool:
@@ -102,9 +84,7 @@ def read_with_monitor(
         # acknowledged and every offset committed: all of that is timed.
         finished = time.perf_counter(), time.process_time()
     finally:
-        producer.close()
-        consumer.close(autocommit=False)
-        updates.close()
+        monitor.close()
         shutil.rmtree(archive_root, ignore_errors=True)
     clock = consumer.clock
     assert clock.assigned_at is not None

@@ -97,7 +97,55 @@ def quiet_client_logs() -> None:
     """Keep kafka-python's own logging to what a person running a service needs.
 
     Its connection layer logs every refused connection at ERROR while it retries;
-    driftloop reports an unreachable broker itself, in one line.
+    driftloop reports an unreachable broker itself, in one line. And on a normal
+    start it logs at ERROR what it then retries and gets past: a subscribed topic
+    not yet in the cluster metadata (it is being created), and a group
+    coordinator that is still loading or moving. `ExpectedClientNoise` turns
+    those into DEBUG lines; every other error kafka-python logs is kept.
     """
     logging.getLogger("kafka").setLevel(logging.WARNING)
     logging.getLogger("kafka.net").setLevel(logging.CRITICAL)
+    for name in ExpectedClientNoise.LOGGERS:
+        logger = logging.getLogger(name)
+        if not any(isinstance(f, ExpectedClientNoise) for f in logger.filters):
+            logger.addFilter(ExpectedClientNoise())
+
+
+class ExpectedClientNoise(logging.Filter):
+    """Demotes kafka-python's ERROR lines for conditions it retries and a start-up expects.
+
+    Demoted to DEBUG (shown only when the ``kafka`` loggers are at DEBUG):
+
+    - ``Topic %s not found in cluster metadata``: a subscribed topic the broker's
+      metadata does not list yet; the client asks again until it does.
+    - ``Error sending %s to node %s [%s]`` and ``Group Coordinator lookup for group
+      %s failed: %s`` with a retriable error (coordinator loading, not the
+      coordinator, a timeout, a dropped connection): the client finds the
+      coordinator again.
+
+    Filters apply to the logger they are added to, not to its children, hence
+    one per logger in `LOGGERS`.
+    """
+
+    LOGGERS = ("kafka.cluster", "kafka.coordinator", "kafka.coordinator.consumer")
+    """The loggers kafka-python logs these lines on."""
+
+    _MISSING_TOPIC = "Topic %s not found in cluster metadata"
+    _RETRIED = (
+        "Error sending %s to node %s [%s]",
+        "Group Coordinator lookup for group %s failed: %s",
+    )
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if record.levelno < logging.ERROR or not self._expected(record):
+            return True
+        record.levelno, record.levelname = logging.DEBUG, logging.getLevelName(logging.DEBUG)
+        return logging.getLogger(record.name).isEnabledFor(logging.DEBUG)
+
+    def _expected(self, record: logging.LogRecord) -> bool:
+        if record.msg == self._MISSING_TOPIC:
+            return True
+        if record.msg in self._RETRIED and isinstance(record.args, tuple) and record.args:
+            error = record.args[-1]
+            return isinstance(error, KafkaError) and bool(error.retriable)
+        return False

@@ -71,80 +71,32 @@ def main(argv: list[str] | None = None) -> int:
 def serve(
     settings: ConsumerSettings, should_stop: Callable[[], bool], idle_exit: float | None
 ) -> int:
-    """Build clients from ``settings``, then judge windows until ``should_stop()``."""
+    """Build the monitor from ``settings``, then judge windows until ``should_stop()``.
+
+    Exit codes: 0 after a clean stop, 1 when no broker answers, 2 for no usable
+    champion model.
+    """
     # Imported here, after the signal handlers: these imports are most of start-up.
-    from broker.clients import (
-        manual_commit_consumer,
-        quiet_client_logs,
-        reliable_producer,
-        update_consumer,
-    )
+    from broker.clients import quiet_client_logs
     from broker.errors import BrokerUnavailableError
-    from broker.topics import ensure_topics
-    from consumer.archive import WindowArchive
-    from consumer.metrics import ConsumerMetrics
-    from consumer.model_updates import ModelUpdateFollower
-    from consumer.service import Champion, DriftMonitor, NoChampionError
-    from models.registry import Registry, RegistryError
+    from consumer.assembly import build_monitor
+    from consumer.champion import NoChampionError
+    from models.registry import RegistryError
 
     quiet_client_logs()
-    registry = Registry.from_settings(settings)
-    if registry.champion_version() is None:
-        print(
-            f"error: no champion model in {registry.root}: train one first with "
-            "`python -m models train --data data/iris.csv`",
-            file=sys.stderr,
-        )
-        return 2
     if should_stop():
         logger.info("stopped before start-up finished")
         return 0
     try:
-        ensure_topics(
-            settings.servers,
-            [settings.rows_topic, settings.drift_topic, settings.dlq_topic],
-        )
-        ensure_topics(settings.servers, [settings.model_updates_topic])
-        # Follow model updates before reading the registry: a promotion between
-        # the two is then seen as an update rather than missed.
-        updates = ModelUpdateFollower(
-            update_consumer(settings, client_id="driftloop-consumer-updates"),
-            settings.model_updates_topic,
-            settings.model_name,
-        )
-        producer = reliable_producer(settings, client_id="driftloop-consumer-events")
-        consumer = manual_commit_consumer(
-            settings, group_id=settings.group_id, client_id="driftloop-consumer"
-        )
+        monitor = build_monitor(settings)
     except BrokerUnavailableError as err:
         print(f"error: {err}", file=sys.stderr)
         return 1
-    try:
-        champion = Champion.from_registry(registry, settings)
     except (NoChampionError, RegistryError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
-    metrics = ConsumerMetrics()
-    if settings.metrics_port is not None:
-        metrics.serve(settings.metrics_port, settings.metrics_host)
-        logger.info("metrics on http://%s:%d/metrics", settings.metrics_host, settings.metrics_port)
-    monitor = DriftMonitor(
-        settings,
-        consumer,
-        producer,
-        champion,
-        WindowArchive(settings.artifact_root, fsync=settings.archive_fsync),
-        registry=registry,
-        updates=updates,
-        metrics=metrics,
-    )
-    try:
+    with monitor:
         stats = monitor.run(should_stop, idle_timeout=idle_exit)
-    finally:
-        producer.flush()
-        producer.close()
-        consumer.close(autocommit=False)
-        updates.close()
     logger.info("stopped: %s", stats.summary())
     return 0
 

@@ -1,14 +1,17 @@
 """Feature-wise Kolmogorov-Smirnov drift detection of one window against reference data.
 
-Two backends give the same answer: ``alibi`` runs Alibi Detect's ``KSDrift``;
-``fast`` sorts the reference once and reproduces ``KSDrift``'s p-values,
-distances, threshold and decision bit for bit at a fraction of the cost.
+`KSDetector` holds what every backend shares: the checks, the multiple-testing
+correction and the verdict, as ``KSDrift.predict`` computes them. Two backends
+score the features: ``alibi`` with Alibi Detect's ``KSDrift.score``; ``fast``
+sorts the reference once and reproduces ``KSDrift``'s p-values and distances bit
+for bit at a fraction of the cost.
 """
 
 from __future__ import annotations
 
+from abc import ABC, abstractmethod
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Any, ClassVar, Literal
 
 import numpy as np
 import numpy.typing as npt
@@ -188,11 +191,14 @@ def ks_sf(d: npt.NDArray[np.float64], en: float) -> npt.NDArray[np.float64]:
     return np.array([memo[k] for k in keys], dtype=np.float64)
 
 
-class AlibiKS:
-    """Alibi Detect's ``KSDrift`` with a typed result.
+class KSDetector(ABC):
+    """Feature-wise KS drift detection: the checks, the correction and the verdict.
 
-    Alibi Detect is imported on construction (it takes seconds), not on import
-    of this module.
+    As Alibi Detect's ``BaseUnivariateDrift``: this class checks the reference,
+    the settings and each window, applies the Bonferroni or FDR correction the
+    way ``KSDrift.predict`` does, and builds the `DriftResult`. A backend
+    implements only :meth:`feature_score`, the per-feature p-values and
+    statistics (and :meth:`_fit`, what it keeps of the reference).
 
     Parameters
     ----------
@@ -209,7 +215,8 @@ class AlibiKS:
         If ``reference``, ``p_val`` or ``correction`` is invalid.
     """
 
-    backend: Literal["alibi"] = "alibi"
+    backend: ClassVar[Backend]
+    """Which implementation this is, as ``make_detector``'s ``backend`` names it."""
 
     def __init__(
         self,
@@ -221,10 +228,17 @@ class AlibiKS:
         self.p_val = _check_settings(p_val, correction)
         self.correction: Correction = correction
         self.n_features = ref.shape[1]
+        self._fit(ref)
 
-        from alibi_detect.cd import KSDrift  # slow import, paid only here
+    @abstractmethod
+    def _fit(self, reference: npt.NDArray[np.float64]) -> None:
+        """Prepare for scoring windows against the checked ``reference``."""
 
-        self._detector = KSDrift(ref, p_val=self.p_val, correction=correction)
+    @abstractmethod
+    def feature_score(
+        self, x: npt.NDArray[np.float64]
+    ) -> tuple[npt.NDArray[np.float32], npt.NDArray[np.float32]]:
+        """Per-feature p-values and KS statistics of the checked window ``x``, both float32."""
 
     def predict(self, x: npt.ArrayLike) -> DriftResult:
         """Judge one window.
@@ -243,22 +257,45 @@ class AlibiKS:
         ValueError
             If ``x`` has the wrong shape or non-finite values.
         """
-        arr = _check_x(x, self.n_features)
-        data = self._detector.predict(arr)["data"]
-        p_values = np.asarray(data["p_val"])
-        raw_threshold = data["threshold"]
-        # Alibi's fdr returns every candidate threshold when nothing is significant.
-        threshold = float(np.min(raw_threshold))
+        p_values, distances = self.feature_score(_check_x(x, self.n_features))
+        # KSDrift.predict's batch-level decision, expression for expression.
+        if self.correction == "bonferroni":
+            threshold = self.p_val / self.n_features
+            is_drift = bool((p_values < threshold).any())
+        else:
+            is_drift, threshold = fdr(p_values, q_val=self.p_val)
         return DriftResult(
-            is_drift=bool(data["is_drift"]),
+            is_drift=is_drift,
             p_values=_frozen(p_values),
-            distances=_frozen(np.asarray(data["distance"])),
+            distances=_frozen(distances),
             threshold=threshold,
             drifted=_drifted(p_values, threshold, self.correction),
         )
 
 
-class FastKS:
+class AlibiKS(KSDetector):
+    """Alibi Detect's ``KSDrift`` scores, judged as ``KSDrift.predict`` judges them.
+
+    Alibi Detect is imported on construction (it takes seconds), not on import
+    of this module. Parameters and errors are those of `KSDetector`.
+    """
+
+    backend: ClassVar[Literal["alibi"]] = "alibi"
+
+    def _fit(self, reference: npt.NDArray[np.float64]) -> None:
+        from alibi_detect.cd import KSDrift  # slow import, paid only here
+
+        self._detector = KSDrift(reference, p_val=self.p_val, correction=self.correction)
+
+    def feature_score(
+        self, x: npt.NDArray[np.float64]
+    ) -> tuple[npt.NDArray[np.float32], npt.NDArray[np.float32]]:
+        """``KSDrift.score``: the p-values and statistics ``KSDrift.predict`` decides on."""
+        p_values, distances = self._detector.score(x)
+        return np.asarray(p_values), np.asarray(distances)
+
+
+class FastKS(KSDetector):
     """``KSDrift``'s answer from a pre-sorted reference and memoised p-values.
 
     Per window it sorts the window's columns, computes each feature's two-sample
@@ -266,20 +303,7 @@ class FastKS:
     the same distribution call (``kstwo.sf`` with ``mode='asymp'``), cast to
     float32 as Alibi Detect stores them. The statistic takes discrete values,
     so p-values are memoised by (statistic, effective sample size); see `ks_sf`.
-
-    Parameters
-    ----------
-    reference : array_like
-        Reference data, shape (rows, features): at least 2 rows, finite real numbers.
-    p_val : float, default 0.05
-        Significance level before correction, in (0, 1).
-    correction : {"bonferroni", "fdr"}, default "bonferroni"
-        Multiple-testing correction over the features.
-
-    Raises
-    ------
-    ValueError
-        If ``reference``, ``p_val`` or ``correction`` is invalid.
+    Parameters and errors are those of `KSDetector`.
 
     Examples
     --------
@@ -292,54 +316,19 @@ class FastKS:
     (1,)
     """
 
-    backend: Literal["fast"] = "fast"
+    backend: ClassVar[Literal["fast"]] = "fast"
 
-    def __init__(
-        self,
-        reference: npt.ArrayLike,
-        p_val: float = 0.05,
-        correction: Correction = "bonferroni",
-    ) -> None:
-        ref = _check_reference(reference)
-        self.p_val = _check_settings(p_val, correction)
-        self.correction: Correction = correction
-        self.n_features = ref.shape[1]
-        self._n_ref = ref.shape[0]
+    def _fit(self, reference: npt.NDArray[np.float64]) -> None:
+        self._n_ref = reference.shape[0]
         # One contiguous sorted row per feature.
-        self._ref_sorted = np.sort(ref.T, axis=1)
+        self._ref_sorted = np.sort(reference.T, axis=1)
 
-    def predict(self, x: npt.ArrayLike) -> DriftResult:
-        """Judge one window.
-
-        Parameters
-        ----------
-        x : array_like
-            The window, shape (rows, features) with the reference's features.
-
-        Returns
-        -------
-        DriftResult
-
-        Raises
-        ------
-        ValueError
-            If ``x`` has the wrong shape or non-finite values.
-        """
-        arr = _check_x(x, self.n_features)
-        distances = self._statistics(arr)
-        p_values = self._p_values(distances, arr.shape[0])
-        if self.correction == "bonferroni":
-            threshold = self.p_val / self.n_features
-            is_drift = bool((p_values < threshold).any())
-        else:
-            is_drift, threshold = fdr(p_values, q_val=self.p_val)
-        return DriftResult(
-            is_drift=is_drift,
-            p_values=_frozen(p_values),
-            distances=_frozen(distances.astype(np.float32)),
-            threshold=threshold,
-            drifted=_drifted(p_values, threshold, self.correction),
-        )
+    def feature_score(
+        self, x: npt.NDArray[np.float64]
+    ) -> tuple[npt.NDArray[np.float32], npt.NDArray[np.float32]]:
+        """Each feature's ``ks_2samp`` statistic and asymptotic p-value, as float32."""
+        distances = self._statistics(x)
+        return self._p_values(distances, x.shape[0]), distances.astype(np.float32)
 
     def _statistics(self, x: npt.NDArray[np.float64]) -> npt.NDArray[np.float64]:
         n1 = self._n_ref
@@ -369,7 +358,7 @@ def make_detector(
     p_val: float = 0.05,
     correction: Correction = "bonferroni",
     backend: Backend = "alibi",
-) -> AlibiKS | FastKS:
+) -> KSDetector:
     """Build a KS drift detector for ``reference``.
 
     Parameters
@@ -386,7 +375,8 @@ def make_detector(
 
     Returns
     -------
-    AlibiKS or FastKS
+    KSDetector
+        An `AlibiKS` or a `FastKS`.
 
     Raises
     ------

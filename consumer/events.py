@@ -2,9 +2,19 @@
 
 from __future__ import annotations
 
-from typing import Literal
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import TYPE_CHECKING, Literal
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
+
+if TYPE_CHECKING:
+    # For annotations only: readers of the contract (the retraining DAG) do not
+    # pay for importing the detector's SciPy or the registry.
+    from consumer.detection import Backend, Correction, DriftResult
+    from consumer.windowing import Window
+    from models.registry import VersionMetadata
+    from producer.messages import RowMessage
 
 SCHEMA_VERSION: Literal[1] = 1
 
@@ -89,6 +99,80 @@ class DriftEvent(BaseModel):
     """How many of the window's rows carried a label."""
     accuracy: float | None = None
     """The champion's accuracy on the labeled rows, when there were any."""
+
+    @classmethod
+    def for_window(
+        cls,
+        topic: str,
+        partition: int,
+        window: Window[RowMessage],
+        result: DriftResult,
+        *,
+        model: VersionMetadata,
+        backend: Backend,
+        p_val: float,
+        correction: Correction,
+        archive_path: Path | str,
+        labeled_rows: int = 0,
+        accuracy: float | None = None,
+        detected_at: datetime | None = None,
+    ) -> DriftEvent:
+        """The event for ``window`` of ``topic``/``partition``, judged ``result`` for ``model``.
+
+        Parameters
+        ----------
+        topic, partition : str, int
+            Where the window's rows were read.
+        window : Window
+            The window, its rows `RowMessage`s in offset order.
+        result : DriftResult
+            The detector's verdict on it; its arrays follow ``model.feature_names``.
+        model : VersionMetadata
+            The champion it was judged for.
+        backend, p_val, correction
+            The detector's settings.
+        archive_path : pathlib.Path or str
+            Where the window's rows are archived.
+        labeled_rows, accuracy
+            How many rows carried a label, and the champion's accuracy on them.
+        detected_at : datetime, optional
+            When the window was judged; now (UTC) by default.
+
+        Returns
+        -------
+        DriftEvent
+            Its ``event_id`` is `event_id_for` the window, so a window judged again
+            after a restart keeps its id.
+        """
+        names = model.feature_names
+        first, last = window.items[0], window.items[-1]
+        return cls(
+            event_id=event_id_for(topic, partition, window.first_offset, window.last_offset),
+            stream=first.stream,
+            detected_at=datetime.now(UTC) if detected_at is None else detected_at,
+            window=WindowRef(
+                topic=topic,
+                partition=partition,
+                first_offset=window.first_offset,
+                last_offset=window.last_offset,
+                size=len(window.items),
+                first_event_time=first.event_time,
+                last_event_time=last.event_time,
+            ),
+            detector=DetectorInfo(
+                backend=backend, p_val=p_val, correction=correction, threshold=result.threshold
+            ),
+            is_drift=result.is_drift,
+            p_values=dict(zip(names, result.p_values.tolist(), strict=True)),
+            distances=dict(zip(names, result.distances.tolist(), strict=True)),
+            drifted_features=[names[i] for i in result.drifted],
+            model_name=model.model_name,
+            model_version=model.version,
+            reference_sha256=model.reference_sha256,
+            archive_path=str(archive_path),
+            labeled_rows=labeled_rows,
+            accuracy=accuracy,
+        )
 
     def to_bytes(self) -> bytes:
         """UTF-8 JSON, the form on the wire."""

@@ -1,4 +1,4 @@
-"""The consumer's loop: poll, dead-letter, window, judge, archive, publish, commit.
+"""The consumer's loop: poll, decode, window, judge, hand off, checkpoint.
 
 Offsets are committed only once a window's results are durable: its archive
 written and fsynced, then its drift event (if any) acknowledged by the broker,
@@ -12,6 +12,11 @@ publishing their drift events run on an archive thread while the next poll is
 read and judged: they are mostly waiting on the disk and the broker. At most one
 poll's windows are in flight; their offsets are committed once the thread is
 done with them.
+
+The commit rules live in `consumer.checkpoint`, the dead-letter topic in
+`consumer.dead_letters`, the champion in `consumer.champion`; the DriftEvent of
+a window is built by `consumer.events`, and `consumer.assembly` builds the whole
+monitor from settings.
 """
 
 from __future__ import annotations
@@ -21,26 +26,31 @@ import logging
 import time
 from collections import Counter
 from collections.abc import Callable
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import datetime
+from functools import partial
 from pathlib import Path
+from types import TracebackType
 from typing import Any
 
 import numpy as np
 from kafka import KafkaConsumer, KafkaProducer
 from kafka.consumer.subscription_state import ConsumerRebalanceListener
-from kafka.structs import OffsetAndMetadata, TopicPartition
+from kafka.structs import TopicPartition
 
 from consumer.archive import WindowArchive
-from consumer.decoding import MalformedRowError, RowDecoder
-from consumer.detection import DriftResult, make_detector
-from consumer.events import DetectorInfo, DriftEvent, WindowRef, event_id_for
+from consumer.champion import Champion
+from consumer.checkpoint import Checkpoint
+from consumer.dead_letters import DeadLetters
+from consumer.decoding import MalformedRowError
+from consumer.detection import DriftResult
+from consumer.events import DriftEvent
 from consumer.metrics import ConsumerMetrics
 from consumer.model_updates import ModelUpdateFollower
 from consumer.settings import ConsumerSettings
 from consumer.windowing import CountWindower, Window
-from models.registry import LoadedModel, Registry, RegistryError
+from models.registry import Registry, RegistryError
 from producer.messages import RowMessage
 
 logger = logging.getLogger(__name__)
@@ -48,17 +58,15 @@ logger = logging.getLogger(__name__)
 UPDATE_CHECK_INTERVAL_S = 0.5
 """Seconds between checks of the model-updates topic while rows keep arriving."""
 
-DLQ_REASON_HEADER = "driftloop.error.reason"
-DLQ_DETAIL_HEADER = "driftloop.error.detail"
-
-
-class NoChampionError(RuntimeError):
-    """The registry has no champion model to judge windows against."""
-
 
 @dataclass
 class Stats:
-    """What the consumer has done since it started."""
+    """What the consumer has done since it started.
+
+    ``drift_events`` counts windows judged drifted, as they are judged; each one's
+    event is published once the window is archived (the ``drift_events`` metric
+    counts those publications).
+    """
 
     rows: int = 0
     windows: int = 0
@@ -71,110 +79,6 @@ class Stats:
             f"rows={self.rows} windows={self.windows} drift_events={self.drift_events} "
             f"dead_letters={dead}"
         )
-
-
-class Champion:
-    """The model windows are judged for: its estimator, reference data and KS detector."""
-
-    def __init__(self, loaded: LoadedModel, settings: ConsumerSettings) -> None:
-        self.loaded = loaded
-        self.metadata = loaded.metadata
-        self.decoder = RowDecoder(loaded.metadata.feature_names)
-        self.detector = make_detector(
-            loaded.reference,
-            p_val=settings.p_val,
-            correction=settings.correction,
-            backend=settings.ks_backend,
-        )
-        self.predict_labels = label_predictor(loaded.estimator, loaded.reference)
-        """The estimator's ``predict``, or an equal and cheaper one; see `label_predictor`."""
-
-    @classmethod
-    def from_registry(cls, registry: Registry, settings: ConsumerSettings) -> Champion:
-        loaded = registry.champion()
-        if loaded is None:
-            raise NoChampionError(
-                f"no champion model in {registry.root}: train one first with "
-                "`python -m models train --data data/iris.csv`"
-            )
-        return cls(loaded, settings)
-
-    @property
-    def label(self) -> str:
-        return f"{self.metadata.model_name}:v{self.metadata.version}"
-
-
-def label_predictor(estimator: Any, reference: np.ndarray) -> Callable[[np.ndarray], Any]:
-    """``estimator.predict``, or for a random forest an equal loop that skips joblib.
-
-    ``RandomForestClassifier.predict`` adds up its trees' class probabilities in
-    tree order, divides by the number of trees and returns the class with the
-    highest mean. It hands each tree to joblib through a wrapper that sets up
-    configuration and warning filters and checks the input again; on a poll's
-    rows that costs several times what the trees do. The loop returned here does
-    the same arithmetic in the same order without the dispatch, so its labels are
-    the same, ties included. It is used only for a fitted single-output forest
-    trained on a plain array, only on finite input of the trained width (anything
-    else goes to ``estimator.predict``, errors included), and only if it gives
-    exactly ``estimator.predict``'s labels on ``reference``.
-
-    Parameters
-    ----------
-    estimator : Any
-        The champion's fitted classifier.
-    reference : numpy.ndarray
-        Rows to check the loop against ``estimator.predict`` on.
-
-    Returns
-    -------
-    Callable
-        Takes a float64 array of shape (rows, features), returns one label per row.
-    """
-    # Imported here, not with the module: reading this module does not load
-    # scikit-learn (loading a model does).
-    from sklearn.ensemble import RandomForestClassifier
-
-    if (
-        type(estimator) is not RandomForestClassifier
-        or getattr(estimator, "n_outputs_", None) != 1
-        or hasattr(estimator, "feature_names_in_")
-    ):
-        return estimator.predict
-    # Each tree's predict_proba(X, check_input=False) is its fitted tree_.predict(X)
-    # cut to its classes, after checks that cost more than the lookup on a poll's rows.
-    trees = [(tree.tree_, tree.n_classes_) for tree in estimator.estimators_]
-    classes = estimator.classes_
-    n_features = estimator.n_features_in_
-    n_classes = estimator.n_classes_
-
-    def predict(x: np.ndarray) -> Any:
-        if x.ndim != 2 or x.shape[0] == 0 or x.shape[1] != n_features or not np.isfinite(x).all():
-            return estimator.predict(x)
-        x32 = np.ascontiguousarray(x, dtype=np.float32)
-        proba = np.zeros((x32.shape[0], n_classes), dtype=np.float64)
-        for tree, tree_classes in trees:
-            proba += tree.predict(x32)[:, :tree_classes]
-        proba /= len(trees)
-        return classes.take(np.argmax(proba, axis=1), axis=0)
-
-    check = np.asarray(reference, dtype=np.float64)
-    if not np.array_equal(predict(check), estimator.predict(check)):
-        return estimator.predict
-    return predict
-
-
-@dataclass
-class _Partition:
-    windower: CountWindower[RowMessage]
-    last_offset: int | None = None
-    committed: int | None = None
-
-    def commit_position(self) -> int | None:
-        """The first offset the next window still needs, or past everything consumed."""
-        pending = self.windower.pending_offset
-        if pending is not None:
-            return pending
-        return None if self.last_offset is None else self.last_offset + 1
 
 
 @dataclass(frozen=True)
@@ -191,14 +95,6 @@ class _ArchivedWindow:
     event: DriftEvent
 
 
-@dataclass(frozen=True)
-class _InFlight:
-    """A poll's windows on the archive thread, and the positions to commit once done."""
-
-    done: Future[None]
-    positions: dict[TopicPartition, int]
-
-
 @dataclass
 class _Judged:
     tp: TopicPartition
@@ -210,6 +106,9 @@ class _Judged:
 
 class DriftMonitor:
     """Runs the loop over a subscribed consumer; see the module docstring for the guarantees.
+
+    `consumer.assembly.build_monitor` builds one from settings, as every process
+    runs it.
 
     Parameters
     ----------
@@ -250,14 +149,11 @@ class DriftMonitor:
         self.updates = updates
         self.metrics = metrics or ConsumerMetrics()
         self.metrics.model(champion.metadata.model_name, champion.metadata.version)
-        self.stats = Stats()
-        self._partitions: dict[TopicPartition, _Partition] = {}
-        self._sends: list[Any] = []
-        self._commit_in_flight = False
+        self.dead_letters = DeadLetters(producer, settings.dlq_topic, self.metrics)
+        self.stats = Stats(dead_letters=self.dead_letters.counts)
+        self.checkpoint = Checkpoint(consumer)
+        self._windowers: dict[TopicPartition, CountWindower[RowMessage]] = {}
         self._writer: ThreadPoolExecutor | None = None
-        self._in_flight: _InFlight | None = None
-        self._durable: dict[TopicPartition, int] = {}
-        """Positions whose windows are all durable, not yet committed."""
 
     # -- the loop ---------------------------------------------------------------
 
@@ -303,60 +199,69 @@ class DriftMonitor:
                     last_rows = time.monotonic()
                     self.process(batch)
                 else:
-                    self._settle(wait=False)
+                    self.checkpoint.settle(wait=False)
                     if idle_timeout is not None and time.monotonic() - last_rows > idle_timeout:
                         break
             # Only on a clean stop: after a failure the windows of the failed poll have
             # left their windowers unarchived, and committing now would skip them.
-            self._settle(wait=True)
-            self.commit()
+            self.checkpoint.settle(wait=True)
+            self.checkpoint.commit()
         finally:
             self._writer.shutdown(wait=True)
             self._writer = None
-            self._in_flight = None
+            self.checkpoint.abandon()
             if thawed:
                 gc.unfreeze()
         return self.stats
 
     def process(self, batch: dict[TopicPartition, list[Any]]) -> None:
-        """Handle one poll's records; commit what became durable."""
+        """Handle one poll's records: window them, judge, hand off; commit what became durable."""
+        completed = self._window(batch)
+        windows = self._judge(completed) if completed else []
+        # Acknowledged before the poll's positions are handed to the checkpoint.
+        self.dead_letters.wait()
+        write = None
+        if windows:
+            assert self._writer is not None, "process() runs inside run()"
+            write = partial(self._writer.submit, self._archive, windows)
+        self.checkpoint.hand_off(write)
+
+    def _window(
+        self, batch: dict[TopicPartition, list[Any]]
+    ) -> list[tuple[TopicPartition, Window[RowMessage]]]:
+        """Decode a poll's records into their partitions' windowers; the windows completed.
+
+        Malformed records go to the dead-letter topic. Each partition's position is
+        stored in the checkpoint.
+        """
         completed: list[tuple[TopicPartition, Window[RowMessage]]] = []
         decoder = self.champion.decoder
         for tp, records in batch.items():
-            state = self._partitions.get(tp)
-            if state is None:
-                state = self._partitions[tp] = self._new_partition()
-            windower = state.windower
+            windower = self._windowers.get(tp)
+            if windower is None:
+                windower = self._windowers[tp] = CountWindower(
+                    self.settings.window_size, self.settings.step
+                )
             decoded = decoder.decode_all([record.value for record in records])
             for record, message in zip(records, decoded, strict=True):
                 if isinstance(message, MalformedRowError):
-                    self._dead_letter(record, message)
+                    self.dead_letters.send(record, message)
                     continue
                 window = windower.add(record.offset, message)
                 if window is not None:
                     completed.append((tp, window))
-            if records:
-                state.last_offset = records[-1].offset
             self.stats.rows += len(records)
             self.metrics.rows.inc(len(records))
+            if not records:
+                continue
+            last_offset = records[-1].offset
+            self.checkpoint.store(tp, last_offset, windower.pending_offset)
             highwater = self.consumer.highwater(tp)
-            if highwater is not None and state.last_offset is not None:
+            if highwater is not None:
                 self.metrics.lag.labels(topic=tp.topic, partition=str(tp.partition)).set(
-                    highwater - state.last_offset - 1
+                    highwater - last_offset - 1
                 )
-        windows = self._judge(completed) if completed else []
-        if self._sends:
-            self._await_sends()
-        positions = self._positions()
-        # One poll in flight at most: the previous poll's windows are usually written
-        # by now, while this poll was read and judged.
-        self._settle(wait=True)
-        if windows:
-            assert self._writer is not None, "process() runs inside run()"
-            self._in_flight = _InFlight(self._writer.submit(self._archive, windows), positions)
-        else:
-            self._durable.update(positions)
-            self._commit_durable()
+        return completed
 
     def _archive(self, windows: list[_ArchivedWindow]) -> None:
         """On the archive thread: write the windows, make them durable, publish drift events."""
@@ -385,72 +290,7 @@ class DriftMonitor:
             self.producer.flush()
         for future in sent:
             future.get(timeout=0)  # Raises the delivery error: the poll is never committed.
-
-    def _settle(self, wait: bool) -> None:
-        """Commit the in-flight poll's positions if it is done (or once done, with ``wait``).
-
-        Raises whatever archiving or publishing that poll raised.
-        """
-        in_flight = self._in_flight
-        if in_flight is not None and (wait or in_flight.done.done()):
-            self._in_flight = None
-            in_flight.done.result()
-            self._durable.update(in_flight.positions)
-        self._commit_durable()
-
-    def _commit_durable(self) -> None:
-        """Commit the durable positions asynchronously, unless a commit is in flight."""
-        if self._commit_in_flight or not self._durable:
-            return  # The next call carries these offsets too.
-        durable, self._durable = self._durable, {}
-        offsets = self._moved(durable)
-        if offsets:
-            # Safe to commit asynchronously: if it is lost, the windows are judged
-            # again under the same ids and archived to the same files.
-            self._commit_in_flight = True
-            self.consumer.commit_async(offsets, callback=self._commit_done)
-
-    def commit(self) -> None:
-        """Commit, and wait for, each partition's first offset still needed.
-
-        Only for when no poll is in flight (see :meth:`_settle`): then every
-        completed window is durable.
-        """
-        if self._in_flight is not None:
-            raise RuntimeError("a poll's windows are still being archived; settle them first")
-        self._durable = {}
-        offsets = self._moved(self._positions())
-        if offsets:
-            self.consumer.commit(offsets)
-
-    def _positions(self) -> dict[TopicPartition, int]:
-        """Each partition's commit position now (see `_Partition.commit_position`)."""
-        return {
-            tp: position
-            for tp, state in self._partitions.items()
-            if (position := state.commit_position()) is not None
-        }
-
-    def _moved(self, positions: dict[TopicPartition, int]) -> dict[TopicPartition, Any]:
-        """The positions that differ from the last commit, as offsets; marks them committed.
-
-        Partitions revoked since the positions were taken are left out: not ours to commit.
-        """
-        offsets = {}
-        for tp, position in positions.items():
-            state = self._partitions.get(tp)
-            if state is not None and position != state.committed:
-                offsets[tp] = OffsetAndMetadata(position, "", -1)
-                state.committed = position
-        return offsets
-
-    def _commit_done(self, offsets: Any, response: Any) -> None:
-        self._commit_in_flight = False
-        if isinstance(response, Exception):
-            logger.warning("offset commit failed (the windows will be judged again): %s", response)
-            for tp in offsets:
-                if tp in self._partitions:
-                    self._partitions[tp].committed = None
+            self.metrics.drift_events.inc()
 
     def follow_model_updates(self) -> None:
         """Switch to the champion a ModelUpdate names; later windows are judged for it."""
@@ -486,6 +326,29 @@ class DriftMonitor:
             new.metadata.reference_sha256[:12],
             update.drift_event_id,
         )
+
+    def close(self) -> None:
+        """Flush and close the clients the monitor was given."""
+        try:
+            self.producer.flush()
+            self.producer.close()
+        finally:
+            try:
+                self.consumer.close(autocommit=False)
+            finally:
+                if self.updates is not None:
+                    self.updates.close()
+
+    def __enter__(self) -> DriftMonitor:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        self.close()
 
     # -- judging ----------------------------------------------------------------
 
@@ -533,37 +396,19 @@ class DriftMonitor:
         """Build the window's DriftEvent, log the window and any drift, count them."""
         champion, window, result, tp = self.champion, item.window, item.result, item.tp
         names = champion.metadata.feature_names
-        first, last = window.items[0], window.items[-1]
         path = self.archive.path_for(
             tp.topic, tp.partition, window.first_offset, window.last_offset
         )
-        event = DriftEvent(
-            event_id=event_id_for(tp.topic, tp.partition, window.first_offset, window.last_offset),
-            stream=first.stream,
-            detected_at=datetime.now(UTC),
-            window=WindowRef(
-                topic=tp.topic,
-                partition=tp.partition,
-                first_offset=window.first_offset,
-                last_offset=window.last_offset,
-                size=len(window.items),
-                first_event_time=first.event_time,
-                last_event_time=last.event_time,
-            ),
-            detector=DetectorInfo(
-                backend=champion.detector.backend,
-                p_val=self.settings.p_val,
-                correction=self.settings.correction,
-                threshold=result.threshold,
-            ),
-            is_drift=result.is_drift,
-            p_values=dict(zip(names, result.p_values.tolist(), strict=True)),
-            distances=dict(zip(names, result.distances.tolist(), strict=True)),
-            drifted_features=[names[i] for i in result.drifted],
-            model_name=champion.metadata.model_name,
-            model_version=champion.metadata.version,
-            reference_sha256=champion.metadata.reference_sha256,
-            archive_path=str(path),
+        event = DriftEvent.for_window(
+            tp.topic,
+            tp.partition,
+            window,
+            result,
+            model=champion.metadata,
+            backend=champion.detector.backend,
+            p_val=self.settings.p_val,
+            correction=self.settings.correction,
+            archive_path=path,
             labeled_rows=labeled,
             accuracy=accuracy,
         )
@@ -583,7 +428,6 @@ class DriftMonitor:
         )
         if result.is_drift:
             self.stats.drift_events += 1
-            self.metrics.drift_events.inc()
             logger.warning(
                 "DRIFT *** window=%s features=%s min_p=%.3g model=%s event_id=%s",
                 window_id,
@@ -603,49 +447,11 @@ class DriftMonitor:
             event=event,
         )
 
-    # -- dead letters and delivery ----------------------------------------------
-
-    def _dead_letter(self, record: Any, err: MalformedRowError) -> None:
-        self.stats.dead_letters[err.reason] += 1
-        self.metrics.dead_letters.labels(reason=err.reason).inc()
-        logger.warning(
-            "dead-letter offset=%s/%d/%d reason=%s detail=%s",
-            record.topic,
-            record.partition,
-            record.offset,
-            err.reason,
-            err.detail,
-        )
-        headers = [
-            (DLQ_REASON_HEADER, err.reason.encode()),
-            (DLQ_DETAIL_HEADER, err.detail.encode()[:1000]),
-            ("driftloop.source.topic", record.topic.encode()),
-            ("driftloop.source.partition", str(record.partition).encode()),
-            ("driftloop.source.offset", str(record.offset).encode()),
-        ]
-        self._sends.append(
-            self.producer.send(
-                self.settings.dlq_topic,
-                key=record.key,
-                value=record.value if record.value is not None else b"",
-                headers=headers,
-            )
-        )
-
-    def _await_sends(self) -> None:
-        """Wait for every event and dead letter to be acknowledged; raise if one failed."""
-        self.producer.flush()
-        sends, self._sends = self._sends, []
-        for future in sends:
-            # Raises the delivery error: nothing is committed past an unsent result.
-            future.get(timeout=0)
-
-    def _new_partition(self) -> _Partition:
-        return _Partition(CountWindower(self.settings.window_size, self.settings.step))
-
-    def _drop_partitions(self, revoked: list[TopicPartition]) -> None:
+    def _forget(self, revoked: list[TopicPartition]) -> None:
+        """Drop revoked partitions' windows and offsets: another instance reads them now."""
         for tp in revoked:
-            self._partitions.pop(tp, None)
+            self._windowers.pop(tp, None)
+        self.checkpoint.forget(revoked)
 
 
 class _Rebalance(ConsumerRebalanceListener):
@@ -663,7 +469,7 @@ class _Rebalance(ConsumerRebalanceListener):
         self.monitor = monitor
 
     def on_partitions_revoked(self, revoked: Any) -> None:
-        self.monitor._drop_partitions(list(revoked))
+        self.monitor._forget(list(revoked))
 
     def on_partitions_assigned(self, assigned: Any) -> None:
         logger.info(

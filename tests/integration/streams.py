@@ -12,13 +12,10 @@ from typing import Any
 
 from kafka import KafkaConsumer, TopicPartition
 
-from broker.clients import manual_commit_consumer, reliable_producer, update_consumer
 from broker.settings import KafkaSettings
-from consumer.archive import WindowArchive
-from consumer.model_updates import ModelUpdateFollower
-from consumer.service import Champion, DriftMonitor, Stats
+from consumer.assembly import build_monitor
+from consumer.service import DriftMonitor, Stats
 from consumer.settings import ConsumerSettings
-from models.registry import Registry
 
 
 def run_producer(env: dict[str, str], iris_csv: Path, *args: str) -> subprocess.CompletedProcess:
@@ -55,29 +52,8 @@ def drift_monitor(
         group_id=f"test-{kafka.rows_topic}",
         **{"ks_backend": "fast", **overrides},
     )
-    registry = Registry(artifact_root, settings.model_name)
-    updates = ModelUpdateFollower(
-        update_consumer(settings, client_id="test-consumer-updates"),
-        settings.model_updates_topic,
-        settings.model_name,
-    )
-    producer = reliable_producer(settings, client_id="test-consumer-events")
-    consumer = manual_commit_consumer(settings, settings.group_id, client_id="test-consumer")
-    monitor = DriftMonitor(
-        settings,
-        consumer,
-        producer,
-        Champion.from_registry(registry, settings),
-        WindowArchive(artifact_root),
-        registry=registry,
-        updates=updates,
-    )
-    try:
+    with build_monitor(settings, client_id="test-consumer") as monitor:
         yield monitor
-    finally:
-        producer.close()
-        consumer.close(autocommit=False)
-        updates.close()
 
 
 def consume_windows(

@@ -11,12 +11,12 @@ import pytest
 from sklearn.datasets import load_iris
 from sklearn.model_selection import train_test_split
 
-from consumer.detection import AlibiKS, DriftResult, FastKS, fdr, make_detector
+from consumer.detection import AlibiKS, DriftResult, FastKS, KSDetector, fdr, make_detector
 
 BACKENDS = ["alibi", "fast"]
 CORRECTIONS = ["bonferroni", "fdr"]
 
-Factory = Callable[..., AlibiKS | FastKS]
+Factory = Callable[..., KSDetector]
 
 
 @pytest.fixture(scope="module")
@@ -35,9 +35,10 @@ def make(request: pytest.FixtureRequest) -> Factory:
     if backend == "alibi":
         request.getfixturevalue("alibi")
 
-    def factory(reference: npt.ArrayLike, **kwargs: object) -> AlibiKS | FastKS:
+    def factory(reference: npt.ArrayLike, **kwargs: object) -> KSDetector:
         return make_detector(reference, backend=backend, **kwargs)  # type: ignore[arg-type]
 
+    factory.backend = backend  # type: ignore[attr-defined]
     return factory
 
 
@@ -99,7 +100,7 @@ def test_drift_only_on_noisy_features(
 def test_settings_and_result_types(make: Factory, iris: tuple, correction: str) -> None:
     x, reference = iris
     detector = make(reference, p_val=0.01, correction=correction)
-    assert detector.backend in BACKENDS
+    assert detector.backend == make.backend  # type: ignore[attr-defined]
     assert (detector.p_val, detector.correction) == (0.01, correction)
     result = detector.predict(x[:50])
     assert isinstance(result, DriftResult)
@@ -113,8 +114,12 @@ def test_settings_and_result_types(make: Factory, iris: tuple, correction: str) 
 
 
 def test_backend_choice(make: Factory, iris: tuple) -> None:
+    # Compared with the backend asked for: ``detector.backend`` is a class attribute,
+    # so it always names the class the detector is, whichever class that is.
+    asked = make.backend  # type: ignore[attr-defined]
     detector = make(iris[1])
-    assert isinstance(detector, AlibiKS if detector.backend == "alibi" else FastKS)
+    assert type(detector) is {"alibi": AlibiKS, "fast": FastKS}[asked]
+    assert detector.backend == asked
 
 
 GOOD = np.random.default_rng(0).normal(size=(20, 3))
@@ -239,6 +244,29 @@ def test_raw_alibi_output_matches(alibi: SimpleNamespace) -> None:
     np.testing.assert_array_equal(result.distances, raw["distance"], strict=True)
     assert result.threshold == raw["threshold"]
     assert result.is_drift == bool(raw["is_drift"])
+
+
+@pytest.mark.parametrize("correction", CORRECTIONS)
+@pytest.mark.parametrize("detector", [AlibiKS, FastKS])
+def test_shared_predict_decides_as_ksdrift_predict(
+    alibi: SimpleNamespace, detector: type[AlibiKS | FastKS], correction: str
+) -> None:
+    """KSDetector.predict's threshold and verdict are KSDrift.predict's, for each backend."""
+    rng = np.random.default_rng(13)
+    reference = rng.normal(size=(120, 4))
+    ours = detector(reference, correction=correction)  # type: ignore[arg-type]
+    verdicts = set()
+    for shift in np.linspace(0.0, 0.8, 20):
+        window = rng.normal(0.0, 1.0, size=(50, 4)) + shift * rng.uniform(0, 1, 4)
+        raw = alibi.KSDrift(reference, p_val=0.05, correction=correction).predict(window)["data"]
+        result = ours.predict(window)
+        np.testing.assert_array_equal(result.p_values, raw["p_val"], strict=True)
+        np.testing.assert_array_equal(result.distances, raw["distance"], strict=True)
+        # With fdr and no drift KSDrift returns every candidate threshold: the smallest is ours.
+        assert result.threshold == np.min(raw["threshold"])
+        assert result.is_drift == bool(raw["is_drift"])
+        verdicts.add(result.is_drift)
+    assert verdicts == {False, True}
 
 
 def fdr_cases() -> Iterator[np.ndarray]:

@@ -1,4 +1,4 @@
-"""The consumer's forest labels equal RandomForestClassifier.predict, ties included."""
+"""Forest labels from label_predictor equal RandomForestClassifier.predict, ties included."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from sklearn.datasets import load_iris
 from sklearn.ensemble import RandomForestClassifier
 from sklearn.linear_model import LogisticRegression
 
-from consumer.service import label_predictor
+from models.prediction import label_predictor
 
 
 @pytest.mark.parametrize("seed", range(5))

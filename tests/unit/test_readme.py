@@ -81,3 +81,11 @@ def test_the_consumer_command_in_the_readme_parses() -> None:
     parsed, _, _ = parse_args(words)
     assert (parsed.window_size, parsed.step, parsed.p_val) == (50, 25, 0.05)
     assert parsed.correction == "bonferroni"
+
+
+def test_the_license_note_dates_alibi_detects_licence_change() -> None:
+    # alibi-detect 0.11.5 was the first release under the Business Source License.
+    note = README[README.index("## License note") :]
+    note = note[: note.index("\n## ")]
+    assert "from version 0.11.5 on is under the\nBusiness Source License 1.1" in note
+    assert "0.12" not in note

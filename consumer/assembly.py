@@ -1,0 +1,110 @@
+"""Assembly: the drift monitor built from settings, as every process that runs it needs it."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from contextlib import ExitStack
+from pathlib import Path
+
+from kafka import KafkaConsumer
+
+from broker.clients import manual_commit_consumer, reliable_producer, update_consumer
+from broker.topics import ensure_topics
+from consumer.archive import WindowArchive
+from consumer.champion import Champion, NoChampionError
+from consumer.metrics import ConsumerMetrics
+from consumer.model_updates import ModelUpdateFollower
+from consumer.service import DriftMonitor
+from consumer.settings import ConsumerSettings
+from models.registry import Registry
+
+logger = logging.getLogger(__name__)
+
+
+def build_monitor(
+    settings: ConsumerSettings,
+    *,
+    client_id: str = "driftloop-consumer",
+    archive_root: Path | None = None,
+    wrap_consumer: Callable[[KafkaConsumer], KafkaConsumer] | None = None,
+) -> DriftMonitor:
+    """The drift monitor for ``settings``, its clients connected; close it with ``close()``.
+
+    In order: the registry must have a champion (checked before any broker is
+    contacted); the four topics exist (created if missing, in one call); the
+    model-updates follower starts *before* the champion is loaded, so a promotion
+    between the two is seen as an update rather than missed; then the producer,
+    the rows consumer and the champion. Metrics are served when
+    ``settings.metrics_port`` is set. If a step fails, the clients already built
+    are closed.
+
+    Parameters
+    ----------
+    settings : ConsumerSettings
+        Everything the consumer reads.
+    client_id : str, default "driftloop-consumer"
+        The rows consumer's client id; the producer's and the update follower's
+        add ``-events`` and ``-updates``.
+    archive_root : pathlib.Path, optional
+        Where the archive goes (``<archive_root>/archive/...``); the artifact root
+        by default.
+    wrap_consumer : callable, optional
+        Applied to the rows consumer before the monitor gets it (the benchmark
+        clocks the partition assignment this way).
+
+    Returns
+    -------
+    DriftMonitor
+
+    Raises
+    ------
+    NoChampionError
+        When no model has been promoted yet.
+    models.registry.RegistryError
+        When the champion's pointer or files are missing, corrupt or tampered with.
+    broker.errors.BrokerUnavailableError
+        When no broker answers, or the topics cannot be created.
+    """
+    registry = Registry.from_settings(settings)
+    if registry.champion_version() is None:
+        raise NoChampionError.in_registry(registry)
+    ensure_topics(
+        settings.servers,
+        [
+            settings.rows_topic,
+            settings.drift_topic,
+            settings.dlq_topic,
+            settings.model_updates_topic,
+        ],
+    )
+    with ExitStack() as built:
+        follower = update_consumer(settings, client_id=f"{client_id}-updates")
+        built.callback(follower.close, autocommit=False)
+        updates = ModelUpdateFollower(follower, settings.model_updates_topic, settings.model_name)
+        producer = reliable_producer(settings, client_id=f"{client_id}-events")
+        built.callback(producer.close)
+        consumer = manual_commit_consumer(settings, group_id=settings.group_id, client_id=client_id)
+        built.callback(consumer.close, autocommit=False)
+        champion = Champion.from_registry(registry, settings)
+        metrics = ConsumerMetrics()
+        if settings.metrics_port is not None:
+            metrics.serve(settings.metrics_port, settings.metrics_host)
+            logger.info(
+                "metrics on http://%s:%d/metrics", settings.metrics_host, settings.metrics_port
+            )
+        monitor = DriftMonitor(
+            settings,
+            consumer if wrap_consumer is None else wrap_consumer(consumer),
+            producer,
+            champion,
+            WindowArchive(
+                settings.artifact_root if archive_root is None else archive_root,
+                fsync=settings.archive_fsync,
+            ),
+            registry=registry,
+            updates=updates,
+            metrics=metrics,
+        )
+        built.pop_all()  # Built: the monitor owns the clients now.
+    return monitor
