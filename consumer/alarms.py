@@ -54,6 +54,9 @@ the same tail probability.
 DEGREES = 4
 """Polynomial degrees 1 to 4 are scored."""
 
+EVERY = 5
+"""Rows between the rank alarm's evaluations."""
+
 LOCATION_SHARE = 0.8
 """Share of the budget the location sums get; scale, skew and shape share the rest."""
 

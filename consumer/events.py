@@ -17,6 +17,8 @@ if TYPE_CHECKING:
     from producer.messages import RowMessage
 
 SCHEMA_VERSION: Literal[1] = 1
+SCHEMA_MINOR = 1
+"""Additions to version 1 that old readers may ignore: 1 adds ``alarm`` and ``episode``."""
 
 
 class WindowRef(BaseModel):
@@ -62,13 +64,63 @@ class DetectorInfo(BaseModel):
     """The p-value threshold after correction: a feature drifts when its p-value is below."""
 
 
+class AlarmInfo(BaseModel):
+    """What the alarm said on a window: the false-alarm budget, and whether and why it fired."""
+
+    model_config = ConfigDict(frozen=True, extra="ignore")
+
+    name: Literal["rank", "ks"]
+    """``rank``: the sequential rank alarm; ``ks``: a KS-drifted window at the budget's level."""
+    false_alarm_rows: float = Field(gt=0)
+    """The budget: clean rows per false alarm, on average, at least."""
+    fired: bool
+    """Whether the alarm fired on this window's rows."""
+    warming_up: bool = False
+    """True while the rank alarm's baseline forms (the KS rule guards those windows)."""
+    kind: str | None = None
+    """What fired: ``location``, ``scale``, ``shape`` (rank) or ``ks``."""
+    rows: int | None = None
+    """Rows of the statistic that fired (its sum or its window)."""
+    statistic: float | None = None
+    """Its value: ``|z|`` (rank) or ``-log10 p`` (ks)."""
+    threshold: float | None = None
+    """What it passed, on the same scale."""
+    features: list[str] = Field(default_factory=list)
+    """Features the alarm fired on."""
+
+
+class EpisodeInfo(BaseModel):
+    """The drift episode a window belongs to: opened by an alarm, resolved later."""
+
+    model_config = ConfigDict(frozen=True, extra="ignore")
+
+    episode_id: str
+    """The event id of the window whose alarm opened it."""
+    state: Literal["onset", "ongoing", "resolved"]
+    """``onset`` (announced: it wakes the DAG), ``ongoing`` (not announced), ``resolved``
+    (announced)."""
+    opened_at: AwareDatetime
+    """When the onset window was judged."""
+    drifted_features: list[str]
+    """Features the episode's alarms fired on, in order of first appearance."""
+    alarmed_windows: int = Field(ge=1)
+    """Windows of the episode on which the alarm fired."""
+    reason: str | None = None
+    """Why it opened (``alarm``) or resolved (clean windows, a new champion)."""
+
+
 class DriftEvent(BaseModel):
-    """One judged window. The consumer publishes those with ``is_drift``."""
+    """One judged window. The consumer archives every one and publishes those that open or
+    resolve a drift episode (:attr:`announces`); events without an episode (from before
+    episodes) are published when ``is_drift``.
+    """
 
     model_config = ConfigDict(frozen=True, extra="ignore")
 
     schema_version: Literal[1] = SCHEMA_VERSION
-    """Version of this contract."""
+    """Version of this contract; it changes only when an old reader could no longer parse."""
+    schema_minor: int = 0
+    """Additions since (see `SCHEMA_MINOR`); 0 for events written before them."""
     event_id: str
     """``topic-partition-first-last``: deterministic, so a replayed window keeps its id."""
     stream: str
@@ -99,6 +151,24 @@ class DriftEvent(BaseModel):
     """How many of the window's rows carried a label."""
     accuracy: float | None = None
     """The champion's accuracy on the labeled rows, when there were any."""
+    alarm: AlarmInfo | None = None
+    """What the alarm said on this window (None in events from before alarms)."""
+    episode: EpisodeInfo | None = None
+    """The drift episode the window belongs to, if any."""
+
+    @property
+    def announces(self) -> bool:
+        """Whether this event goes on the drift topic: it opens or resolves an episode."""
+        if self.episode is None:
+            return self.alarm is None and self.is_drift
+        return self.episode.state != "ongoing"
+
+    @property
+    def is_onset(self) -> bool:
+        """Whether this event opens a drift episode (or, from before episodes, is drift)."""
+        if self.episode is None:
+            return self.alarm is None and self.is_drift
+        return self.episode.state == "onset"
 
     @classmethod
     def for_window(
@@ -116,6 +186,8 @@ class DriftEvent(BaseModel):
         labeled_rows: int = 0,
         accuracy: float | None = None,
         detected_at: datetime | None = None,
+        alarm: AlarmInfo | None = None,
+        episode: EpisodeInfo | None = None,
     ) -> DriftEvent:
         """The event for ``window`` of ``topic``/``partition``, judged ``result`` for ``model``.
 
@@ -135,6 +207,8 @@ class DriftEvent(BaseModel):
             Where the window's rows are archived.
         labeled_rows, accuracy
             How many rows carried a label, and the champion's accuracy on them.
+        alarm, episode
+            What the alarm said, and the episode the window belongs to.
         detected_at : datetime, optional
             When the window was judged; now (UTC) by default.
 
@@ -147,6 +221,7 @@ class DriftEvent(BaseModel):
         names = model.feature_names
         first, last = window.items[0], window.items[-1]
         return cls(
+            schema_minor=SCHEMA_MINOR,
             event_id=event_id_for(topic, partition, window.first_offset, window.last_offset),
             stream=first.stream,
             detected_at=datetime.now(UTC) if detected_at is None else detected_at,
@@ -172,6 +247,31 @@ class DriftEvent(BaseModel):
             archive_path=str(archive_path),
             labeled_rows=labeled_rows,
             accuracy=accuracy,
+            alarm=alarm,
+            episode=episode,
+        )
+
+    def resolution(self, reason: str, suffix: str, detected_at: datetime) -> DriftEvent:
+        """The event announcing that this event's episode resolved, with this event's window.
+
+        Parameters
+        ----------
+        reason : str
+            Why it resolved.
+        suffix : str
+            Appended to this event's id to name the resolution, deterministically.
+        detected_at : datetime
+            When it resolved.
+        """
+        if self.episode is None:
+            raise ValueError(f"event {self.event_id} belongs to no episode")
+        episode = self.episode.model_copy(update={"state": "resolved", "reason": reason})
+        return self.model_copy(
+            update={
+                "event_id": f"{self.event_id}-{suffix}",
+                "detected_at": detected_at,
+                "episode": episode,
+            }
         )
 
     def to_bytes(self) -> bytes:

@@ -18,8 +18,12 @@ class ConsumerMetrics:
         Rows read from the rows topic, malformed ones included.
     ``driftloop_consumer_windows_total{drift}``
         Windows judged, by verdict (``drift="yes"`` or ``"no"``).
-    ``driftloop_consumer_drift_events_total``
-        Drift events published.
+    ``driftloop_consumer_drift_events_total{state}``
+        Drift events published: episode onsets and resolutions.
+    ``driftloop_consumer_alarms_total{kind}``
+        Windows the alarm fired on, by what fired (location, scale, shape, ks).
+    ``driftloop_consumer_episodes_open``
+        Drift episodes open now.
     ``driftloop_consumer_dead_letters_total{reason}``
         Messages sent to the dead-letter topic, by reason.
     ``driftloop_consumer_feature_p_value{feature}``
@@ -44,7 +48,21 @@ class ConsumerMetrics:
             registry=self.registry,
         )
         self.drift_events = Counter(
-            "driftloop_consumer_drift_events", "Drift events published.", registry=self.registry
+            "driftloop_consumer_drift_events",
+            "Drift events published, by episode state (onset or resolved).",
+            ["state"],
+            registry=self.registry,
+        )
+        self.alarms = Counter(
+            "driftloop_consumer_alarms",
+            "Windows the drift alarm fired on, by what fired.",
+            ["kind"],
+            registry=self.registry,
+        )
+        self.episodes_open = Gauge(
+            "driftloop_consumer_episodes_open",
+            "Drift episodes open now.",
+            registry=self.registry,
         )
         self.dead_letters = Counter(
             "driftloop_consumer_dead_letters",

@@ -28,7 +28,7 @@ from collections import Counter
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime
 from functools import partial
 from pathlib import Path
 from types import TracebackType
@@ -39,13 +39,17 @@ from kafka import KafkaConsumer, KafkaProducer
 from kafka.consumer.subscription_state import ConsumerRebalanceListener
 from kafka.structs import TopicPartition
 
+from consumer.alarms import EVERY, RankThresholds
 from consumer.archive import WindowArchive
+from consumer.calibration import CalibrationCache
 from consumer.champion import Champion
 from consumer.checkpoint import Checkpoint
 from consumer.dead_letters import DeadLetters
 from consumer.decoding import MalformedRowError
 from consumer.detection import DriftResult
-from consumer.events import DriftEvent
+from consumer.episodes import Transition
+from consumer.events import DriftEvent, event_id_for
+from consumer.lanes import Lane
 from consumer.metrics import ConsumerMetrics
 from consumer.model_updates import ModelUpdateFollower
 from consumer.settings import ConsumerSettings
@@ -61,22 +65,33 @@ UPDATE_CHECK_INTERVAL_S = 0.5
 
 @dataclass
 class Stats:
-    """What the consumer has done since it started.
+    """What the consumer has done since it started, counted as windows are judged.
 
-    ``drift_events`` counts windows judged drifted, as they are judged; each one's
-    event is published once the window is archived (the ``drift_events`` metric
+    ``drift_windows`` are windows whose KS verdict was drift (the evidence);
+    ``alarms`` windows the alarm fired on; ``episodes`` and ``resolutions`` the drift
+    episodes opened and closed. An episode's onset and its resolution are the drift
+    events published, once their window is archived (the ``drift_events`` metric
     counts those publications).
     """
 
     rows: int = 0
     windows: int = 0
-    drift_events: int = 0
+    drift_windows: int = 0
+    alarms: int = 0
+    episodes: int = 0
+    resolutions: int = 0
     dead_letters: Counter[str] = field(default_factory=Counter)
+
+    @property
+    def drift_events(self) -> int:
+        """Drift events announced: onsets and resolutions."""
+        return self.episodes + self.resolutions
 
     def summary(self) -> str:
         dead = ",".join(f"{k}:{v}" for k, v in sorted(self.dead_letters.items())) or "0"
         return (
-            f"rows={self.rows} windows={self.windows} drift_events={self.drift_events} "
+            f"rows={self.rows} windows={self.windows} drift_windows={self.drift_windows} "
+            f"alarms={self.alarms} episodes={self.episodes} resolved={self.resolutions} "
             f"dead_letters={dead}"
         )
 
@@ -152,7 +167,13 @@ class DriftMonitor:
         self.dead_letters = DeadLetters(producer, settings.dlq_topic, self.metrics)
         self.stats = Stats(dead_letters=self.dead_letters.counts)
         self.checkpoint = Checkpoint(consumer)
+        self.calibration = CalibrationCache(settings.artifact_root)
+        if settings.alarm == "rank":
+            # Simulated once per baseline size and cached under the artifact root: paid
+            # here, at start-up, rather than when the first baseline completes.
+            self.calibration.get(settings.alarm_warmup_rows, EVERY)
         self._windowers: dict[TopicPartition, CountWindower[RowMessage]] = {}
+        self._lanes: dict[TopicPartition, Lane] = {}
         self._writer: ThreadPoolExecutor | None = None
 
     # -- the loop ---------------------------------------------------------------
@@ -166,12 +187,15 @@ class DriftMonitor:
         """
         self.consumer.subscribe([self.settings.rows_topic], listener=_Rebalance(self))
         logger.info(
-            "consuming topic=%s group=%s window=%d step=%d backend=%s model=%s",
+            "consuming topic=%s group=%s window=%d step=%d backend=%s alarm=%s "
+            "false_alarm_rows=%d model=%s",
             self.settings.rows_topic,
             self.settings.group_id,
             self.settings.window_size,
             self.settings.step,
             self.settings.ks_backend,
+            self.settings.alarm,
+            self.settings.false_alarm_rows,
             self.champion.label,
         )
         last_rows = time.monotonic()
@@ -243,13 +267,24 @@ class DriftMonitor:
                     self.settings.window_size, self.settings.step
                 )
             decoded = decoder.decode_all([record.value for record in records])
+            valid: list[RowMessage] = []
+            offsets: list[int] = []
+            lane = self._lane(tp)
             for record, message in zip(records, decoded, strict=True):
                 if isinstance(message, MalformedRowError):
                     self.dead_letters.send(record, message)
                     continue
+                valid.append(message)
+                offsets.append(record.offset)
                 window = windower.add(record.offset, message)
                 if window is not None:
+                    if len(valid) > 0:
+                        # The alarm sees every row before the window that closes on it.
+                        lane.observe(self._matrix(valid), offsets)
+                        valid, offsets = [], []
                     completed.append((tp, window))
+            if valid:
+                lane.observe(self._matrix(valid), offsets)
             self.stats.rows += len(records)
             self.metrics.rows.inc(len(records))
             if not records:
@@ -279,18 +314,25 @@ class DriftMonitor:
         self.archive.sync()
         # Published only now: a reader of the event (the retraining DAG) finds the
         # window in the archive.
+        self._publish([w.event for w in windows if w.event.announces])
+
+    def _publish(self, events: list[DriftEvent]) -> None:
+        """Send drift events and wait for the broker's acknowledgement of each."""
         sent = [
-            self.producer.send(
-                self.settings.drift_topic, key=w.event.stream.encode(), value=w.event.to_bytes()
+            (
+                e,
+                self.producer.send(
+                    self.settings.drift_topic, key=e.stream.encode(), value=e.to_bytes()
+                ),
             )
-            for w in windows
-            if w.event.is_drift
+            for e in events
         ]
         if sent:
             self.producer.flush()
-        for future in sent:
+        for event, future in sent:
             future.get(timeout=0)  # Raises the delivery error: the poll is never committed.
-            self.metrics.drift_events.inc()
+            state = "onset" if event.episode is None else event.episode.state
+            self.metrics.drift_events.labels(state=state).inc()
 
     def follow_model_updates(self) -> None:
         """Switch to the champion a ModelUpdate names; later windows are judged for it."""
@@ -316,6 +358,7 @@ class DriftMonitor:
                 old.metadata.feature_names,
             )
             return
+        self._rebaseline(f"new champion {new.label}", f"resolved-v{new.metadata.version}")
         self.champion = new
         self.metrics.model(new.metadata.model_name, new.metadata.version)
         logger.warning(
@@ -326,6 +369,51 @@ class DriftMonitor:
             new.metadata.reference_sha256[:12],
             update.drift_event_id,
         )
+
+    def _rebaseline(self, reason: str, suffix: str) -> None:
+        """Before a champion switch: resolve every open episode and announce it; new lanes.
+
+        The in-flight poll is settled first, so the last window an announcement refers
+        to is archived. A crash between the switch and the acknowledgement loses the
+        announcement (the new champion is in the registry either way).
+        """
+        self.checkpoint.settle(wait=True)
+        resolutions = []
+        for lane in self._lanes.values():
+            transition = lane.episodes.rebaseline(reason)
+            if transition is not None and lane.last_event is not None:
+                event = lane.last_event.resolution(reason, suffix, datetime.now(UTC))
+                resolutions.append(event)
+                self._log_resolution(event, transition)
+        self._publish(resolutions)
+        self.metrics.episodes_open.set(0)
+        # The new champion's reference and features: the lanes start over, warming up.
+        self._lanes.clear()
+
+    def _lane(self, tp: TopicPartition) -> Lane:
+        lane = self._lanes.get(tp)
+        if lane is None:
+            budget = float(self.settings.false_alarm_rows)
+            calibration = self.calibration
+
+            def thresholds(baseline_rows: int, features: int) -> RankThresholds:
+                return calibration.get(baseline_rows, EVERY).thresholds(features, budget)
+
+            lane = self._lanes[tp] = Lane(
+                self.settings.alarm,
+                self.champion.metadata.feature_names,
+                n_reference=self.champion.metadata.reference_rows,
+                window_step=self.settings.step,
+                false_alarm_rows=budget,
+                thresholds=thresholds,
+                warmup_rows=self.settings.alarm_warmup_rows,
+                resolve_after=self.settings.episode_clean_windows,
+                seed=tp.partition,
+            )
+        return lane
+
+    def _matrix(self, rows: list[RowMessage]) -> np.ndarray:
+        return np.array(list(map(self.champion.decoder.values, rows)), dtype=np.float64)
 
     def close(self) -> None:
         """Flush and close the clients the monitor was given."""
@@ -359,7 +447,7 @@ class DriftMonitor:
         champion = self.champion
         judged: list[_Judged] = []
         for tp, window in completed:
-            values = np.array(list(map(champion.decoder.values, window.items)), dtype=np.float64)
+            values = self._matrix(list(window.items))
             started = time.perf_counter()
             result = champion.detector.predict(values)
             judged.append(_Judged(tp, window, values, result, time.perf_counter() - started))
@@ -399,6 +487,17 @@ class DriftMonitor:
         path = self.archive.path_for(
             tp.topic, tp.partition, window.first_offset, window.last_offset
         )
+        event_id = event_id_for(tp.topic, tp.partition, window.first_offset, window.last_offset)
+        judged_at = datetime.now(UTC)
+        lane = self._lane(tp)
+        verdict = lane.judge(
+            event_id,
+            window.first_offset,
+            window.last_offset,
+            result.distances,
+            len(window.items),
+            judged_at,
+        )
         event = DriftEvent.for_window(
             tp.topic,
             tp.partition,
@@ -411,11 +510,17 @@ class DriftMonitor:
             archive_path=path,
             labeled_rows=labeled,
             accuracy=accuracy,
+            detected_at=judged_at,
+            alarm=verdict.alarm,
+            episode=verdict.episode,
         )
+        lane.last_event = event
         self.stats.windows += 1
+        self.stats.drift_windows += result.is_drift
         lowest = int(np.argmin(result.p_values))
         logger.info(
-            "window=%s offsets=%d-%d size=%d min_p=%.3g min_p_feature=%s drift=%s model=%s%s",
+            "window=%s offsets=%d-%d size=%d min_p=%.3g min_p_feature=%s drift=%s alarm=%s%s "
+            "model=%s%s",
             window_id := event.window.window_id,
             window.first_offset,
             window.last_offset,
@@ -423,19 +528,42 @@ class DriftMonitor:
             float(result.p_values[lowest]),
             names[lowest],
             "yes" if result.is_drift else "no",
+            "yes" if verdict.alarm.fired else ("warmup" if verdict.alarm.warming_up else "no"),
+            "" if verdict.episode is None else f" episode={verdict.episode.episode_id}",
             champion.label,
             "" if accuracy is None else f" accuracy={accuracy:.3f}",
         )
-        if result.is_drift:
-            self.stats.drift_events += 1
+        if verdict.alarm.fired:
+            self.stats.alarms += 1
+            self.metrics.alarms.labels(kind=verdict.alarm.kind or "").inc()
+        transition = verdict.transition
+        if transition is not None and transition.change == "onset":
+            self.stats.episodes += 1
+            self.metrics.episodes_open.inc()
             logger.warning(
-                "DRIFT *** window=%s features=%s min_p=%.3g model=%s event_id=%s",
+                "DRIFT *** episode=%s window=%s features=%s alarm=%s kind=%s statistic=%.3g "
+                "threshold=%.3g min_p=%.3g model=%s event_id=%s",
+                transition.episode.episode_id,
                 window_id,
-                ",".join(event.drifted_features),
+                ",".join(verdict.alarm.features),
+                verdict.alarm.name,
+                verdict.alarm.kind,
+                verdict.alarm.statistic or 0.0,
+                verdict.alarm.threshold or 0.0,
                 float(result.p_values[lowest]),
                 champion.label,
                 event.event_id,
             )
+        elif transition is not None and transition.change == "update":
+            logger.info(
+                "drift episode=%s continues window=%s features=%s alarmed_windows=%d",
+                transition.episode.episode_id,
+                window_id,
+                ",".join(verdict.alarm.features),
+                transition.episode.alarmed_windows,
+            )
+        elif transition is not None:
+            self._log_resolution(event, transition)
         return _ArchivedWindow(
             path=path,
             feature_names=names,
@@ -447,10 +575,23 @@ class DriftMonitor:
             event=event,
         )
 
+    def _log_resolution(self, event: DriftEvent, transition: Transition) -> None:
+        self.stats.resolutions += 1
+        self.metrics.episodes_open.dec()
+        logger.warning(
+            "DRIFT RESOLVED episode=%s reason=%s alarmed_windows=%d features=%s event_id=%s",
+            transition.episode.episode_id,
+            transition.reason,
+            transition.episode.alarmed_windows,
+            ",".join(transition.episode.drifted_features),
+            event.event_id,
+        )
+
     def _forget(self, revoked: list[TopicPartition]) -> None:
         """Drop revoked partitions' windows and offsets: another instance reads them now."""
         for tp in revoked:
             self._windowers.pop(tp, None)
+            self._lanes.pop(tp, None)
         self.checkpoint.forget(revoked)
 
 

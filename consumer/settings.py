@@ -17,8 +17,22 @@ class ConsumerSettings(KafkaSettings, RegistrySettings):
     """Rows per window."""
     window_step: int | None = Field(default=None, ge=1)
     """Rows between window starts; the window size (tumbling) by default."""
+    false_alarm_rows: int = Field(default=1_000_000, ge=1000)
+    """The false-alarm budget: clean rows a stream passes, on average, per false drift
+    alarm (at least 1,000). The main knob: a larger budget alarms less often on noise
+    and a little later on drift."""
+    alarm: Literal["rank", "ks"] = "rank"
+    """What decides that a stream drifted: rank, a sequential test on every row's rank
+    (location, scale and shape, several window lengths); ks, a KS-drifted window at
+    the level the budget implies."""
+    alarm_warmup_rows: int = Field(default=1000, ge=400)
+    """Rows of a stream (after a start or a new champion) that form the rank alarm's
+    baseline; meanwhile the ks rule guards the stream against the champion's reference."""
+    episode_clean_windows: int = Field(default=5, ge=1)
+    """Clean windows in a row that resolve a drift episode."""
     p_val: float = Field(default=0.05, gt=0, lt=1)
-    """Significance level of the KS test before correction."""
+    """Significance level of each window's KS test before correction: the evidence
+    logged and archived per window (drift=yes/no), not what raises alarms."""
     correction: Literal["bonferroni", "fdr"] = "bonferroni"
     """Multiple-testing correction over the features."""
     ks_backend: Literal["alibi", "fast"] = "alibi"
@@ -40,6 +54,11 @@ class ConsumerSettings(KafkaSettings, RegistrySettings):
             raise ValueError(
                 f"window_step ({self.window_step}) must not exceed window_size "
                 f"({self.window_size}): rows between windows would never be judged"
+            )
+        if self.false_alarm_rows <= self.step:
+            raise ValueError(
+                f"false_alarm_rows ({self.false_alarm_rows}) must exceed the window step "
+                f"({self.step}): one KS test per step must fit in the budget"
             )
         return self
 

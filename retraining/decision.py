@@ -83,11 +83,16 @@ def decide(event: EventLike, settings: RetrainSettings, run_id: str) -> Decision
 
 
 def not_for_us(event: DriftEvent, model_name: str) -> str | None:
-    """Why an event is none of this DAG's business (no drift, another model), or None.
+    """Why an event is none of this DAG's business (no episode onset, another model), or None.
+
+    Only the onset of a drift episode wakes the DAG; the resolution and windows inside
+    an episode do not. An event from before episodes counts when it is drift.
 
     Shared with the sensor's filter, which checks the same before waking a run.
     """
-    if not event.is_drift:
+    if not event.is_onset:
+        if event.episode is not None:
+            return f"not an onset: drift episode {event.episode.episode_id} {event.episode.state}"
         return "not drift: the window did not drift"
     if event.model_name != model_name:
         return f"other model: judged for {event.model_name!r}, this DAG retrains {model_name!r}"

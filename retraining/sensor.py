@@ -22,7 +22,7 @@ def actionable_drift_event(
     """The Kafka sensor's ``apply_function``: the event as a dict if it calls for action.
 
     Called in Airflow's triggerer for each message on the drift topic. Lets through
-    a parseable DriftEvent with ``is_drift``, for ``model_name``, judged against the
+    a parseable DriftEvent that opens a drift episode, for ``model_name``, judged against the
     current champion, and not in the handled-events ledger.
 
     The settings arrive as keyword arguments (the sensor's ``apply_function_kwargs``,

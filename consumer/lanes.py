@@ -1,0 +1,159 @@
+"""A stream lane's alarm state: its alarm, its drift episodes, the firings no window took yet.
+
+The consumer keeps one :class:`Lane` per partition it reads. Rows go to the lane's
+alarm as they arrive (:meth:`Lane.observe`); when a window closes,
+:meth:`Lane.judge` gives it the alarm's firings on its rows and the KS rule's
+verdict, and tells the episode tracker. Nothing here does I/O.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+
+import numpy as np
+import numpy.typing as npt
+
+from consumer.alarms import AlarmName, Firing, RankThresholdsFor, StreamAlarm
+from consumer.episodes import EpisodeTracker, Transition
+from consumer.events import AlarmInfo, DriftEvent, EpisodeInfo
+
+
+@dataclass(frozen=True)
+class LaneVerdict:
+    """What a closed window meant for its lane: the alarm, and the episode after it."""
+
+    alarm: AlarmInfo
+    transition: Transition | None
+    episode: EpisodeInfo | None
+
+
+class Lane:
+    """One partition's alarm and episodes.
+
+    Parameters
+    ----------
+    alarm : {"rank", "ks"}
+        Which alarm decides.
+    feature_names : sequence of str
+        The champion's features, in column order.
+    n_reference : int
+        Rows of the champion's reference data.
+    window_step : int
+        Rows between window starts.
+    false_alarm_rows : float
+        The budget.
+    thresholds : callable
+        The rank alarm's thresholds for (baseline rows, features).
+    warmup_rows : int
+        Rows in the rank alarm's baseline.
+    resolve_after : int
+        Clean windows in a row that resolve an episode.
+    seed : int
+        Seed of the rank alarm's tie-breaking (the partition number does).
+    """
+
+    def __init__(
+        self,
+        alarm: AlarmName,
+        feature_names: Sequence[str],
+        n_reference: int,
+        window_step: int,
+        false_alarm_rows: float,
+        thresholds: RankThresholdsFor,
+        warmup_rows: int,
+        resolve_after: int,
+        seed: int = 0,
+    ) -> None:
+        self.names = list(feature_names)
+        self.false_alarm_rows = false_alarm_rows
+        self.alarm = StreamAlarm(
+            alarm,
+            n_reference=n_reference,
+            n_features=len(self.names),
+            window_step=window_step,
+            false_alarm_rows=false_alarm_rows,
+            thresholds=thresholds,
+            warmup_rows=warmup_rows,
+            seed=seed,
+        )
+        self.episodes = EpisodeTracker(resolve_after)
+        self.last_event: DriftEvent | None = None
+        """The newest window's event: what a resolution by re-baseline refers to."""
+        self._pending: list[Firing] = []
+
+    def observe(self, values: npt.ArrayLike, offsets: npt.ArrayLike) -> None:
+        """Give the alarm a poll's valid rows of this partition, in offset order."""
+        if len(np.asarray(offsets)):
+            self._pending.extend(self.alarm.observe(values, offsets))
+
+    def judge(
+        self,
+        event_id: str,
+        first_offset: int,
+        last_offset: int,
+        distances: npt.NDArray[np.floating],
+        size: int,
+        judged_at: datetime,
+    ) -> LaneVerdict:
+        """The alarm's verdict on a closed window, and what it changed in the episodes."""
+        taken = [f for f in self._pending if f.offset <= last_offset]
+        self._pending = [f for f in self._pending if f.offset > last_offset]
+        ks = self.alarm.judge_window(distances, size, first_offset, last_offset)
+        if ks is not None:
+            taken.append(ks)
+        features = tuple(dict.fromkeys(self.names[i] for f in taken for i in f.features))
+        strongest = max(taken, key=lambda f: f.statistic / f.threshold, default=None)
+        warming = self.alarm.rank is not None and (
+            self.alarm.rank.warming_up
+            or (
+                self.alarm.rank.baseline_last_offset is not None
+                and first_offset <= self.alarm.rank.baseline_last_offset
+            )
+        )
+        info = AlarmInfo(
+            name=self.alarm.name,
+            false_alarm_rows=self.false_alarm_rows,
+            fired=bool(taken),
+            warming_up=warming,
+            kind=None if strongest is None else strongest.kind,
+            rows=None if strongest is None else strongest.window,
+            statistic=None if strongest is None else strongest.statistic,
+            threshold=None if strongest is None else strongest.threshold,
+            features=list(features),
+        )
+        transition = self.episodes.window(event_id, features, judged_at)
+        open_episode = self.episodes.open
+        if transition is not None:
+            episode = _info(transition, "ongoing" if transition.change == "update" else None)
+        elif open_episode is not None:
+            episode = EpisodeInfo(
+                episode_id=open_episode.episode_id,
+                state="ongoing",
+                opened_at=open_episode.opened_at,
+                drifted_features=list(open_episode.drifted_features),
+                alarmed_windows=open_episode.alarmed_windows,
+            )
+        else:
+            episode = None
+        return LaneVerdict(info, transition, episode)
+
+    def rebaseline(self, reason: str) -> Transition | None:
+        """A new champion: the alarm starts over, an open episode resolves."""
+        self.alarm.rebaseline()
+        self._pending = []
+        return self.episodes.rebaseline(reason)
+
+
+def _info(transition: Transition, state: str | None = None) -> EpisodeInfo:
+    """The contract's view of an episode after a transition."""
+    episode = transition.episode
+    return EpisodeInfo(
+        episode_id=episode.episode_id,
+        state=state or transition.change,  # type: ignore[arg-type]
+        opened_at=episode.opened_at,
+        drifted_features=list(episode.drifted_features),
+        alarmed_windows=episode.alarmed_windows,
+        reason=transition.reason,
+    )
