@@ -144,8 +144,11 @@ def main(argv: list[str] | None = None) -> int:
         rows = sum(v["window"]["size"] for v in report.verdicts)
         drifted = sum(v["is_drift"] for v in report.verdicts)
         versions = ", ".join(f"v{m.version} ({m.decision})" for m in registry.versions())
+        runs = sum(1 for run in report.dag_runs if run.get("state") in ("success", "failed"))
         say(
-            f"summary: {rows} rows in {len(report.verdicts)} windows, {drifted} drift events, "
+            f"summary: {rows} rows in {len(report.verdicts)} windows ({drifted} KS-drifted), "
+            f"drift episodes: {report.onsets} onset, {report.resolutions} resolved; "
+            f"{runs} DAG run(s) finished, "
             f"model versions {versions}, champion v{registry.champion_version()}; "
             f"drift event → retrain task start {report.event_to_retrain_s:.1f} s, → consumer "
             f"on the new model {report.event_to_new_model_s:.1f} s; took "

@@ -34,6 +34,10 @@ class LoopReport:
     new_version: int = 0
     dag_runs: list[dict[str, Any]] = field(default_factory=list)
     verdicts: list[dict[str, Any]] = field(default_factory=list)
+    onsets: int = 0
+    """Drift episodes the consumer opened (``DRIFT ***`` lines)."""
+    resolutions: int = 0
+    """Drift episodes it resolved (``DRIFT RESOLVED`` lines)."""
 
     @property
     def event_to_retrain_s(self) -> float:
@@ -54,6 +58,7 @@ class LoopReport:
             f"windows judged: {len(self.verdicts)} "
             f"(v{self.old_version}: {len(before)}, {sum(v['is_drift'] for v in before)} drifted; "
             f"v{self.new_version}: {len(after)}, {sum(v['is_drift'] for v in after)} drifted); "
+            f"drift episodes: {self.onsets} opened, {self.resolutions} resolved; "
             f"DAG runs: {len(self.dag_runs)}; model versions: v{self.old_version} → "
             f"v{self.new_version}; event → retrain task start {self.event_to_retrain_s:.1f} s, "
             f"event → windows judged by the new model {self.event_to_new_model_s:.1f} s"
@@ -169,6 +174,10 @@ def run_loop(
     switch = f"MODEL SWITCH .*v{report.old_version} -> .*v{report.new_version}"
     wait_until(lambda: consumer.matching(switch), left(), "the consumer's switch", *watch)
     narrate("the consumer switched to the new champion and its reference data")
+    wait_until(lambda: consumer.matching(r"DRIFT RESOLVED"), left(), "the episode's end", *watch)
+    narrate(
+        f"drift episode resolved: {consumer.matching('DRIFT RESOLVED')[0].split('RESOLVED ')[1]}"
+    )
 
     def judged_by_new() -> int:
         return len(
@@ -197,6 +206,8 @@ def run_loop(
     report.event_detected_at = _when(taken[0]["detected_at"]) if taken else None
     report.first_new_model_window_at = _when(after[0]["detected_at"])
     report.dag_runs = airflow.dag_runs()
+    report.onsets = len(consumer.matching(r"DRIFT \*\*\*"))
+    report.resolutions = len(consumer.matching(r"DRIFT RESOLVED"))
     handled = HandledLedger(stack.artifact_root, registry.model_name).get(report.drift_event_id)
     if handled is not None:
         report.retrain_started_at = _task_start(airflow, handled.run_id, "train_challenger")

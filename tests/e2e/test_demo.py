@@ -42,6 +42,7 @@ def test_demo_narrates_the_loop_and_cleans_up(kafka_broker: LocalBroker, tmp_pat
         f"Airflow UI: http://127.0.0.1:{port}  login: admin / ",
         "windows without drift",
         "drift alert",
+        "drift episode resolved",
         "took a drift event and is training a challenger",
         "new champion v2",
         "the consumer switched to the new champion",
@@ -53,6 +54,8 @@ def test_demo_narrates_the_loop_and_cleans_up(kafka_broker: LocalBroker, tmp_pat
     assert "-demo-" in narration[0]
     summary = next(line for line in narration if "summary: " in line)
     assert "v1 (initial), v2 (promoted), champion v2" in summary
+    # One episode: one onset woke the DAG, the new champion resolved it.
+    assert "drift episodes: 1 onset, 1 resolved" in summary
     png = workdir / "var" / "reports" / "drift-timeline.png"
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert f"drift timeline: {png}" in out

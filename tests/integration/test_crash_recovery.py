@@ -52,6 +52,10 @@ def test_kill_9_and_restart_yields_every_window_once(
     def logged(text: str) -> int:
         return log.read_text().count(text) if log.exists() else 0
 
+    def verdicts() -> list[DriftEvent]:
+        directory = artifact_root / "archive" / kafka_settings.rows_topic / "0"
+        return [DriftEvent.from_bytes(p.read_bytes()) for p in sorted(directory.glob("*.json"))]
+
     consumer = start_consumer(kafka_env, artifact_root, log)
     processes = [consumer]
     try:
@@ -60,8 +64,8 @@ def test_kill_9_and_restart_yields_every_window_once(
         # windows into the catch-up of the next consumer, which joins once the killed
         # one's session has timed out.
         wait_until(lambda: logged("consuming topic=") == 1, 60, "the first consumer consuming")
-        # Every row noised: every window is a drift event, so the drift topic shows each
-        # window the consumer finished, under its id.
+        # Every row noised: every window is drifted. Each finished window's verdict is
+        # in the archive under its id; the drift topic has each episode's onset.
         producer = subprocess.Popen(
             [
                 sys.executable,
@@ -83,10 +87,10 @@ def test_kill_9_and_restart_yields_every_window_once(
         )
         processes.append(producer)
         for kills in (1, 2):
-            alerts = logged("DRIFT ***")
+            judged = logged(" window=")
             # A restarted consumer joins once the killed one's 45 s session is over.
             wait_until(
-                lambda n=alerts: logged("DRIFT ***") >= n + 4,
+                lambda n=judged: logged(" window=") >= n + 4,
                 timeout=120,
                 what=f"four more windows before kill {kills}",
             )
@@ -97,11 +101,10 @@ def test_kill_9_and_restart_yields_every_window_once(
         assert producer.wait(timeout=60) == 0
         expected = set(range(0, ROWS, WINDOW))
 
-        def all_windows_published() -> bool:
-            records = read_topic(kafka_settings, kafka_settings.drift_topic)
-            return {DriftEvent.from_bytes(r.value).window.first_offset for r in records} >= expected
+        def all_windows_archived() -> bool:
+            return {v.window.first_offset for v in verdicts()} >= expected
 
-        wait_until(all_windows_published, timeout=120, what="every window's drift event")
+        wait_until(all_windows_archived, timeout=120, what="every window's verdict")
         # Stopped once it owns the partition: while it waits for the killed consumer's
         # session to time out (45 s), kafka-python's poll does not return.
         wait_until(
@@ -116,11 +119,20 @@ def test_kill_9_and_restart_yields_every_window_once(
                 process.kill()
                 process.wait()
 
+    # Every window judged once, under its id, with its verdict archived.
+    archived = verdicts()
+    assert sorted(v.window.first_offset for v in archived) == sorted(expected)
+    for verdict in archived:
+        first = verdict.window.first_offset
+        assert verdict.event_id == f"{kafka_settings.rows_topic}-0-{first}-{first + WINDOW - 1}"
+    # Announced windows keep their ids too: no window is published under two ids, and
+    # every announcement is an episode's onset whose window is archived.
     ids_by_window: dict[int, set[str]] = defaultdict(set)
     for record in read_topic(kafka_settings, kafka_settings.drift_topic):
         event = DriftEvent.from_bytes(record.value)
         ids_by_window[event.window.first_offset].add(event.event_id)
-    assert set(ids_by_window) == expected
-    assert all(len(ids) == 1 for ids in ids_by_window.values())
+        assert event.is_onset
+    assert ids_by_window, "the noised stream opened a drift episode"
+    assert set(ids_by_window) <= expected
     for first, ids in ids_by_window.items():
         assert ids == {f"{kafka_settings.rows_topic}-0-{first}-{first + WINDOW - 1}"}

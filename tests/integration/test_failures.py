@@ -45,5 +45,6 @@ def test_a_window_that_cannot_be_archived_is_not_committed(
         DriftEvent.from_bytes(r.value)
         for r in read_topic(kafka_settings, kafka_settings.drift_topic)
     ]
-    assert [e.window.first_offset for e in events] == [0, 50]
+    # Both windows drift; the first opens the episode and is its one announcement.
+    assert [e.window.first_offset for e in events] == [0]
     assert all(Path(e.archive_path).is_file() for e in events)

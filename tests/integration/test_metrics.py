@@ -39,7 +39,12 @@ def test_consumer_metrics_are_served(
     windows_no = metrics[("driftloop_consumer_windows_total", (("drift", "no"),))]
     windows_yes = metrics[("driftloop_consumer_windows_total", (("drift", "yes"),))]
     assert (windows_no, windows_yes) == (3, 3)
-    assert metrics[("driftloop_consumer_drift_events_total", ())] == 3
+    # One episode, announced at its onset; the drifted windows inside it are alarms only.
+    assert metrics[("driftloop_consumer_drift_events_total", (("state", "onset"),))] == 1
+    assert metrics[("driftloop_consumer_episodes_open", ())] == 1
+    assert (
+        sum(v for (name, _), v in metrics.items() if name == "driftloop_consumer_alarms_total") >= 1
+    )
     assert metrics[("driftloop_consumer_dead_letters_total", (("reason", "not-json"),))] == 1
     assert metrics[("driftloop_consumer_model_version", (("model", "classifier"),))] == 1
     assert metrics[("driftloop_consumer_detection_seconds_count", ())] == 6

@@ -69,7 +69,8 @@ def test_consumer_judges_windows_after_a_model_update_against_the_new_reference(
         try:
             run_producer(kafka_env, iris_csv, "--count", "300", "--drift-after", "0", "--seed", "1")
             wait_until(lambda: monitor.stats.windows == 6, 60, "six drifted windows")
-            assert monitor.stats.drift_events == 6
+            assert monitor.stats.drift_windows == 6
+            assert monitor.stats.episodes == 1
 
             update = promote_model_trained_on_noised_iris(registry, iris_csv)
             with KafkaProducer(bootstrap_servers=kafka_settings.servers) as producer:
@@ -87,8 +88,13 @@ def test_consumer_judges_windows_after_a_model_update_against_the_new_reference(
         for r in read_topic(kafka_settings, kafka_settings.drift_topic)
     ]
     assert {e.model_version for e in events if e.window.first_offset < 300} == {1}
+    # The switch re-baselines the consumer: the episode resolves, and is announced.
+    assert [(e.event_id, e.episode.state if e.episode else None) for e in events] == [
+        (f"{kafka_settings.rows_topic}-0-0-49", "onset"),
+        (f"{kafka_settings.rows_topic}-0-250-299-resolved-v2", "resolved"),
+    ]
     after = [e for e in events if e.window.first_offset >= 300]
-    assert len(after) <= 1, "the drifted data is what the new champion was trained on"
+    assert after == [], "the drifted data is what the new champion was trained on"
     verdicts = sorted((artifact_root / "archive" / kafka_settings.rows_topic / "0").glob("*.json"))
     judged_by = [json.loads(p.read_text())["model_version"] for p in verdicts]
     assert judged_by == [1] * 6 + [2] * 6
