@@ -27,6 +27,7 @@ MAX_TICKS = 12
 
 _DRIFT_COLOR = "#d62728"
 _SWITCH_COLOR = "#5b3a99"
+_EPISODE_COLOR = "#ff7f0e"
 _ACCURACY_COLOR = "#1a7f37"
 _DECADE_STRIDES = (1, 2, 3, 5, 10, 20, 25, 50, 100)
 
@@ -60,6 +61,7 @@ def draw(timeline: Timeline, title: str) -> bytes:
     marker_size = float(np.clip(240 / n, 2.0, 6.0))
 
     _shade_drift(timeline, (top, bottom))
+    _band_episodes(timeline, top)
     _plot_p_values(timeline, top, x, marker_size)
     _plot_threshold(timeline, top)
     _plot_accuracy(timeline, bottom, x, marker_size)
@@ -105,6 +107,14 @@ def _shade_drift(timeline: Timeline, axes: Sequence[Axes]) -> None:
     for start, end in _runs([event.is_drift for event in timeline.events]):
         for ax in axes:
             ax.axvspan(start - 0.5, end + 0.5, color=_DRIFT_COLOR, alpha=0.12, lw=0, zorder=0)
+
+
+def _band_episodes(timeline: Timeline, ax: Axes) -> None:
+    """A strip along the top of the p-value panel over each drift episode, onset to end."""
+    for _, start, end in timeline.episodes:
+        ax.axvspan(
+            start - 0.5, end + 0.5, ymin=0.94, ymax=1.0, color=_EPISODE_COLOR, lw=0, zorder=1
+        )
 
 
 def _plot_p_values(timeline: Timeline, ax: Axes, x: np.ndarray, marker_size: float) -> None:
@@ -230,7 +240,9 @@ def _legend_handles(timeline: Timeline, top: Axes, bottom: Axes) -> list[Line2D 
     handles.append(
         Line2D([], [], color=_DRIFT_COLOR, lw=1.8, ls="--", label=threshold_label(timeline))
     )
-    handles.append(Patch(color=_DRIFT_COLOR, alpha=0.12, label="drifted window"))
+    handles.append(Patch(color=_DRIFT_COLOR, alpha=0.12, label="drifted window (KS evidence)"))
+    if timeline.episodes:
+        handles.append(Patch(color=_EPISODE_COLOR, label="drift episode (alarm, onset to end)"))
     if timeline.switches:
         handles.append(Line2D([], [], color=_SWITCH_COLOR, lw=2, label="model version change"))
     if any(e.accuracy is not None for e in timeline.events):

@@ -107,6 +107,18 @@ class Timeline:
         return sum(event.is_drift for event in self.events)
 
     @cached_property
+    def episodes(self) -> list[tuple[str, int, int]]:
+        """Each drift episode as (episode id, index of its first and last window), in order.
+
+        Windows archived before episodes existed belong to none.
+        """
+        spans: dict[str, list[int]] = {}
+        for index, event in enumerate(self.events):
+            if event.episode is not None:
+                spans.setdefault(event.episode.episode_id, []).append(index)
+        return [(episode, min(at), max(at)) for episode, at in spans.items()]
+
+    @cached_property
     def switches(self) -> list[ModelSwitch]:
         """Each window where a model's version differs from that model's previous window."""
         last: dict[str, int] = {}

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from report.timeline import EmptyTimelineError, load_timeline
-from tests.unit.report.verdicts import FEATURES, START, ZERO_P_WINDOW, archive, verdict
+from tests.unit.report.verdicts import FEATURES, START, STORY, ZERO_P_WINDOW, archive, verdict
 
 
 def test_the_timeline_counts_windows_drift_and_the_switch(root: Path) -> None:
@@ -118,3 +118,25 @@ def test_the_timeline_needs_no_matplotlib() -> None:
     code = "import sys, report.timeline; sys.exit('matplotlib' in sys.modules)"
     repo = Path(__file__).resolve().parents[3]
     assert subprocess.run([sys.executable, "-c", code], cwd=repo).returncode == 0
+
+
+def test_drift_episodes_span_their_windows_from_onset_to_end(tmp_path: Path) -> None:
+    from consumer.events import EpisodeInfo
+    from report.timeline import Timeline
+
+    events = []
+    for index, (version, drifted, accuracy) in enumerate(STORY):
+        event = verdict(index, version, drifted, accuracy)
+        if 4 <= index <= 8:
+            state = "onset" if index == 4 else "resolved" if index == 8 else "ongoing"
+            episode = EpisodeInfo(
+                episode_id="rows-0-200-249",
+                state=state,
+                opened_at=START,
+                drifted_features=["petal_length"],
+                alarmed_windows=1,
+            )
+            event = event.model_copy(update={"episode": episode})
+        events.append(event)
+    assert Timeline(source=tmp_path, events=tuple(events)).episodes == [("rows-0-200-249", 4, 8)]
+    assert Timeline(source=tmp_path, events=tuple(events[:4])).episodes == []
