@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 import threading
 from datetime import UTC, datetime
 from pathlib import Path
@@ -100,3 +102,65 @@ def test_consumer_judges_windows_after_a_model_update_against_the_new_reference(
     assert judged_by == [1] * 6 + [2] * 6
     reference = {json.loads(p.read_text())["reference_sha256"] for p in verdicts[6:]}
     assert reference == {update.reference_sha256}
+
+
+def test_models_promote_by_hand_switches_a_running_consumer_and_back(
+    kafka_settings: KafkaSettings,
+    kafka_env: dict[str, str],
+    iris_csv: Path,
+    artifact_root: Path,
+) -> None:
+    registry = Registry(artifact_root)
+    promote_model_trained_on_noised_iris(registry, iris_csv)
+    registry.promote(1, by="hand", reason="test: start from v1")
+
+    def promote(version: int, reason: str) -> str:
+        result = subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "models",
+                "promote",
+                str(version),
+                "--reason",
+                reason,
+                "--artifact-root",
+                str(artifact_root),
+            ],
+            env=kafka_env,
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+        assert result.returncode == 0, result.stderr
+        return result.stdout
+
+    stop = threading.Event()
+    with drift_monitor(kafka_settings, artifact_root, window_size=WINDOW) as monitor:
+        loop = threading.Thread(target=monitor.run, args=(stop.is_set,))
+        loop.start()
+        try:
+            assert monitor.champion.metadata.version == 1
+            out = promote(2, "v1 misjudges the new sensors")
+            assert "v2 is champion (was v1), promoted by hand" in out
+            wait_until(lambda: monitor.champion.metadata.version == 2, 30, "the switch to v2")
+            promote(1, "rollback: v2 misbehaves")
+            wait_until(lambda: monitor.champion.metadata.version == 1, 30, "the rollback to v1")
+        finally:
+            stop.set()
+            loop.join(timeout=30)
+
+    updates = [
+        ModelUpdate.from_bytes(r.value)
+        for r in read_topic(kafka_settings, kafka_settings.model_updates_topic)
+    ]
+    assert [(u.version, u.previous_version, u.promoted_by) for u in updates] == [
+        (2, 1, "hand"),
+        (1, 2, "hand"),
+    ]
+    assert updates[1].reason == "rollback: v2 misbehaves"
+    history = [(p.version, p.promoted_by, p.reason) for p in registry.promotions()][-2:]
+    assert history == [
+        (2, "hand", "v1 misjudges the new sensors"),
+        (1, "hand", "rollback: v2 misbehaves"),
+    ]
