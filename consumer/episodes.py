@@ -5,7 +5,10 @@ window by window, whether the alarm fired on the window's rows, and says what
 changed: an episode opened (the onset, announced once, what wakes the retraining
 DAG), an open episode saw more drift (logged and counted, not announced), or an
 episode resolved (announced) after ``resolve_after`` clean windows in a row or a
-re-baseline on a new champion. Nothing here does I/O.
+re-baseline on a new champion. A clean window is one the alarm did not fire on and
+whose own KS verdict against the champion's reference is not drift: an alarm that
+re-baselined on drifted rows stays quiet, but the evidence against the champion
+keeps the episode open until a new champion re-baselines it. Nothing here does I/O.
 """
 
 from __future__ import annotations
@@ -84,7 +87,11 @@ class EpisodeTracker:
         self.open: Episode | None = None
 
     def window(
-        self, event_id: str, alarmed_features: tuple[str, ...] | None, judged_at: datetime
+        self,
+        event_id: str,
+        alarmed_features: tuple[str, ...] | None,
+        judged_at: datetime,
+        evidence: bool = False,
     ) -> Transition | None:
         """Account for one judged window.
 
@@ -97,6 +104,8 @@ class EpisodeTracker:
             did not fire.
         judged_at : datetime
             When the window was judged.
+        evidence : bool, default False
+            Whether the window's KS verdict was drift: such a window is not clean.
 
         Returns
         -------
@@ -118,6 +127,9 @@ class EpisodeTracker:
             )
             return Transition("update", self.open, "alarm")
         if episode is None:
+            return None
+        if evidence:
+            self.open = replace(episode, clean_windows=0)
             return None
         episode = replace(episode, clean_windows=episode.clean_windows + 1)
         if episode.clean_windows >= self.resolve_after:

@@ -96,8 +96,13 @@ class Lane:
         distances: npt.NDArray[np.floating],
         size: int,
         judged_at: datetime,
+        evidence: bool = False,
     ) -> LaneVerdict:
-        """The alarm's verdict on a closed window, and what it changed in the episodes."""
+        """The alarm's verdict on a closed window, and what it changed in the episodes.
+
+        ``evidence`` is the window's own KS verdict: a drifted window does not count
+        towards resolving an open episode.
+        """
         taken = [f for f in self._pending if f.offset <= last_offset]
         self._pending = [f for f in self._pending if f.offset > last_offset]
         ks = self.alarm.judge_window(distances, size, first_offset, last_offset)
@@ -123,7 +128,7 @@ class Lane:
             threshold=None if strongest is None else strongest.threshold,
             features=list(features),
         )
-        transition = self.episodes.window(event_id, features, judged_at)
+        transition = self.episodes.window(event_id, features, judged_at, evidence)
         open_episode = self.episodes.open
         if transition is not None:
             episode = _info(transition, "ongoing" if transition.change == "update" else None)

@@ -497,6 +497,7 @@ class DriftMonitor:
             result.distances,
             len(window.items),
             judged_at,
+            evidence=result.is_drift,
         )
         event = DriftEvent.for_window(
             tp.topic,

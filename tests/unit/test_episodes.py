@@ -65,3 +65,15 @@ def test_rebaseline_resolves_an_open_episode_only() -> None:
 def test_resolve_after_must_be_positive() -> None:
     with pytest.raises(ValueError, match="resolve_after"):
         EpisodeTracker(resolve_after=0)
+
+
+def test_drift_evidence_keeps_an_episode_open_though_the_alarm_is_quiet() -> None:
+    tracker = EpisodeTracker(resolve_after=2)
+    tracker.window("w0", ("a",), T0)
+    # The alarm re-baselined on drifted rows and stays quiet; KS still sees drift.
+    for i in range(1, 10):
+        assert tracker.window(f"w{i}", (), T0, evidence=True) is None
+    assert tracker.open is not None
+    assert tracker.window("w10", (), T0) is None
+    done = tracker.window("w11", (), T0)
+    assert done is not None and done.change == "resolved"
