@@ -82,11 +82,15 @@ class Lane:
         self.last_event: DriftEvent | None = None
         """The newest window's event: what a resolution by re-baseline refers to."""
         self._pending: list[Firing] = []
+        self.observed_through = -1
+        """Offset of the last row given to the alarm (-1: none yet)."""
 
     def observe(self, values: npt.ArrayLike, offsets: npt.ArrayLike) -> None:
-        """Give the alarm a poll's valid rows of this partition, in offset order."""
-        if len(np.asarray(offsets)):
-            self._pending.extend(self.alarm.observe(values, offsets))
+        """Give the alarm this partition's next valid rows, in offset order, each once."""
+        at = np.asarray(offsets, dtype=np.int64)
+        if len(at):
+            self._pending.extend(self.alarm.observe(values, at))
+            self.observed_through = int(at[-1])
 
     def judge(
         self,

@@ -267,24 +267,13 @@ class DriftMonitor:
                     self.settings.window_size, self.settings.step
                 )
             decoded = decoder.decode_all([record.value for record in records])
-            valid: list[RowMessage] = []
-            offsets: list[int] = []
-            lane = self._lane(tp)
             for record, message in zip(records, decoded, strict=True):
                 if isinstance(message, MalformedRowError):
                     self.dead_letters.send(record, message)
                     continue
-                valid.append(message)
-                offsets.append(record.offset)
                 window = windower.add(record.offset, message)
                 if window is not None:
-                    if len(valid) > 0:
-                        # The alarm sees every row before the window that closes on it.
-                        lane.observe(self._matrix(valid), offsets)
-                        valid, offsets = [], []
                     completed.append((tp, window))
-            if valid:
-                lane.observe(self._matrix(valid), offsets)
             self.stats.rows += len(records)
             self.metrics.rows.inc(len(records))
             if not records:
@@ -412,6 +401,30 @@ class DriftMonitor:
             )
         return lane
 
+    def _observe(self, judged: list[_Judged]) -> None:
+        """Give each partition's alarm the rows of its closed windows it has not seen, at once.
+
+        Per partition in one call, so that the alarm's cost is paid per poll, not per
+        row or window. Its firings carry their row's offset, and each window takes
+        those up to its last row, so the verdicts are what feeding rows one by one
+        would give. (Rows of a window still open reach the alarm when it closes: its
+        verdict cannot be announced sooner.)
+        """
+        by_partition: dict[TopicPartition, list[_Judged]] = {}
+        for item in judged:
+            by_partition.setdefault(item.tp, []).append(item)
+        for tp, items in by_partition.items():
+            lane = self._lane(tp)
+            values, offsets = [], []
+            seen = lane.observed_through
+            for item in items:
+                at = np.asarray(item.window.offsets, dtype=np.int64)
+                new = at > seen
+                values.append(item.values[new])
+                offsets.append(at[new])
+                seen = int(at[-1])
+            lane.observe(np.concatenate(values), np.concatenate(offsets))
+
     def _matrix(self, rows: list[RowMessage]) -> np.ndarray:
         return np.array(list(map(self.champion.decoder.values, rows)), dtype=np.float64)
 
@@ -451,6 +464,7 @@ class DriftMonitor:
             started = time.perf_counter()
             result = champion.detector.predict(values)
             judged.append(_Judged(tp, window, values, result, time.perf_counter() - started))
+        self._observe(judged)
         accuracies = self._accuracies(judged)
         archived = []
         for item, (labeled, accuracy) in zip(judged, accuracies, strict=True):
