@@ -636,6 +636,15 @@ class StreamAlarm:
             self._guarded_below = self.rank.baseline_last_offset + 1
         return firings
 
+    def judges_window(self, first_offset: int) -> bool:
+        """Whether :meth:`judge_window` would judge a window starting at ``first_offset``.
+
+        A caller may skip the KS test of the windows it would not judge.
+        """
+        if self.rank is None:
+            return True
+        return self._guarded_below is None or first_offset < self._guarded_below
+
     def judge_window(
         self,
         distances: npt.NDArray[np.floating],
@@ -644,10 +653,8 @@ class StreamAlarm:
         last_offset: int,
     ) -> Firing | None:
         """The KS rule on a closed window, where it applies; else None."""
-        if self.rank is not None:
-            guarded = self._guarded_below is None or first_offset < self._guarded_below
-            if not guarded:
-                return None
+        if not self.judges_window(first_offset):
+            return None
         return self.ks.judge(distances, n_window, last_offset)
 
     def rebaseline(self) -> None:

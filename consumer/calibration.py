@@ -35,7 +35,6 @@ from pathlib import Path
 import numpy as np
 
 from consumer.alarms import (
-    DEGREES,
     LOCATION_SHARE,
     LONGEST,
     SCAN,
