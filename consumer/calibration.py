@@ -185,8 +185,9 @@ def fit_tail(maxima: np.ndarray, every: int) -> TailFit:
     return TailFit(a=float(coef[0]), b=float(coef[1]), lowest_rate=float(counts[keep[-1]] / rows))
 
 
-def calibrate(baseline_rows: int, every: int, rows: int = SIMULATED_ROWS) -> Calibration:
-    """Simulate and fit (seconds: about one per million rows simulated)."""
+def calibrate(baseline_rows: int, every: int, rows: int | None = None) -> Calibration:
+    """Simulate ``rows`` rows (default `SIMULATED_ROWS`) and fit (about 0.5 s per million)."""
+    rows = SIMULATED_ROWS if rows is None else rows
     location, other = simulate_maxima(baseline_rows, every, rows, TRIAL_ROWS, SEED)
     return Calibration(
         baseline_rows=baseline_rows,
