@@ -1,0 +1,242 @@
+"""The drift alarms: calibrated to their budget on clean streams, fast on a shift, deterministic.
+
+The statistical tests run on fixed seeds, so they pass or fail the same way every
+time; each states how likely a correct implementation would be to fail it on a
+seed drawn at random (its false-positive probability), and each bound is loose
+enough that a wrong implementation fails it by far.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+from scipy.stats import poisson
+
+import consumer.calibration as calibration
+from consumer.alarms import (
+    KSAlarm,
+    RankAlarm,
+    RankThresholds,
+    StreamAlarm,
+    null_sd,
+    score_table,
+    score_tables,
+    tie_break,
+)
+from consumer.calibration import Calibration, CalibrationCache, calibrate
+
+WARMUP = 1000
+EVERY = 5
+SMALL_BUDGET = 2000
+
+
+@pytest.fixture(scope="module")
+def fitted() -> Calibration:
+    """The thresholds' fit for a 1,000-row baseline, from 3 M simulated rows (2 s).
+
+    Fewer rows than the consumer simulates: at the small budgets tested here the
+    thresholds sit inside the simulated range, no extrapolation.
+    """
+    return calibrate(WARMUP, EVERY, rows=3_000_000)
+
+
+def clean_alarm_count(
+    fitted: Calibration, rows: np.ndarray, streams: int, budget: float
+) -> tuple[int, int]:
+    """Rank alarms over ``streams`` clean streams cut from ``rows``; (alarms, rows judged)."""
+    per = rows.shape[0] // streams
+    alarms, judged = 0, 0
+    for s in range(streams):
+        alarm = RankAlarm(
+            rows.shape[1],
+            lambda n, d: fitted.thresholds(d, budget),
+            warmup_rows=WARMUP,
+            every=EVERY,
+            seed=s,
+        )
+        chunk = rows[s * per : (s + 1) * per]
+        for start in range(0, per, 500):
+            alarms += len(alarm.observe(chunk[start : start + 500], np.arange(start, start + 500)))
+        judged += per - WARMUP
+    return alarms, judged
+
+
+def tied_rows(rng: np.random.Generator, n: int) -> np.ndarray:
+    """Four correlated features with heavy ties: a shared factor, rounded to coarse steps."""
+    common = rng.normal(size=(n, 1))
+    x = 0.7 * common + 0.7 * rng.normal(size=(n, 4))
+    return np.column_stack(
+        [
+            np.round(x[:, 0], 0),  # about 5 distinct values
+            np.round(x[:, 1] * 2, 0) / 2,
+            np.minimum(rng.poisson(1.0, size=n), 4).astype(float),  # 5 values, skewed
+            np.round(x[:, 3], 1),
+        ]
+    )
+
+
+@pytest.mark.parametrize("data", ["untied", "tied"])
+def test_clean_streams_stay_within_the_budget(fitted: Calibration, data: str) -> None:
+    """40 clean streams of 10,000 rows at a budget of 2,000 rows: at most 180 alarms
+    allowed on average, and the count stays within Poisson bounds of that.
+
+    Upper bound: the 1 - 1e-4 quantile of a Poisson count whose mean is the budget's
+    (a correct alarm's rate is at most that, so it exceeds the bound with
+    probability < 1e-4; the calibration's safety factor makes it about half).
+    Lower bound: the 1e-4 quantile of a Poisson at a tenth of the budget's mean, so
+    that an alarm that never fires (thresholds too high) fails too; the alarm's
+    real rate is about half the budget's (bench/DETECTION.md), five times the
+    bound's, so a correct implementation fails it with probability far below 1e-4.
+    A baseline shared by a stream's rows makes counts overdispersed; 40 baselines
+    keep that small next to these margins.
+    """
+    rng = np.random.default_rng(20261201 if data == "untied" else 20261202)
+    streams, per = 40, 10_000
+    rows = (
+        rng.normal(size=(streams * per, 4)) if data == "untied" else tied_rows(rng, streams * per)
+    )
+    alarms, judged = clean_alarm_count(fitted, rows, streams, SMALL_BUDGET)
+    allowed = judged / SMALL_BUDGET
+    assert alarms <= poisson.ppf(1 - 1e-4, allowed), (alarms, allowed)
+    assert alarms >= poisson.ppf(1e-4, allowed / 10), (alarms, allowed)
+
+
+def test_a_three_sd_shift_is_caught_within_ten_rows(fitted: Calibration) -> None:
+    """A seeded stream, a shift of feature 2 by +3 SD at row 2,000: the first alarm
+    is at row 2,009 (the second evaluation after the shift), on feature 2, by the
+    location sums. Exact, as River's tests assert detections."""
+    rng = np.random.default_rng(7)
+    x = rng.normal(size=(3000, 4))
+    x[2000:, 2] += 3.0
+    alarm = RankAlarm(4, lambda n, d: fitted.thresholds(d, 100_000), warmup_rows=WARMUP)
+    firings = alarm.observe(x, np.arange(3000))
+    assert [(f.offset, f.features, f.kind) for f in firings[:1]] == [(2009, (2,), "location")]
+    assert all(f.offset >= 2000 for f in firings)
+
+
+def test_polls_of_any_size_give_the_same_alarms(fitted: Calibration) -> None:
+    """Ties are broken by a function of the offset alone: the same stream cut into
+    other polls ranks every value the same way and alarms at the same rows."""
+    rng = np.random.default_rng(3)
+    x = np.round(rng.normal(size=(4000, 3)), 0)  # few distinct values: many ties
+    x[2500:, 0] += 1.0
+
+    def run(cuts: list[int]) -> list[tuple[int, tuple[int, ...], str]]:
+        alarm = RankAlarm(3, lambda n, d: fitted.thresholds(d, SMALL_BUDGET), seed=11)
+        out = []
+        for a, b in zip([0, *cuts], [*cuts, 4000], strict=True):
+            out += [(f.offset, f.features, f.kind) for f in alarm.observe(x[a:b], np.arange(a, b))]
+        return out
+
+    whole = run([])
+    assert whole  # the shift is seen
+    assert run([1, 999, 1000, 1001, 2503, 3333]) == whole
+    assert run(list(range(7, 4000, 7))) == whole
+
+
+def test_tie_breaking_is_a_function_of_the_offset_and_seed() -> None:
+    offsets = np.arange(100, 200)
+    a = tie_break(offsets, 3, seed=5)
+    assert np.array_equal(tie_break(offsets[::-1], 3, seed=5), a[::-1])
+    assert np.array_equal(tie_break(offsets[40:41], 3, seed=5), a[40:41])
+    assert not np.array_equal(tie_break(offsets, 3, seed=6), a)
+    # Uniform: the mean of 300 values is within 5 SE of 1/2 (failure probability < 1e-6).
+    assert abs(a.mean() - 0.5) < 5 * np.sqrt(1 / 12 / a.size)
+    # Features of a row are broken independently.
+    assert len({tuple(row) for row in a}) == 100 and not np.array_equal(a[:, 0], a[:, 1])
+
+
+@pytest.mark.parametrize("score", ["degree 1", "degree 2", "scale (2 and 4)"])
+def test_null_sd_matches_simulation(score: str) -> None:
+    """The variance of a sum of 10 scores of ranks among a 20-row baseline is
+    ``10 + 90 / 22`` = 14.09, not 10: the baseline's error is shared. 100,000
+    simulated (baseline, window) pairs estimate it with a standard error of about
+    0.07; the bound is 6 standard errors (failure probability < 1e-8 for a normal
+    estimate) and 57 standard errors from the wrong answer, 10."""
+    n, w, trials = 20, 10, 100_000
+    table = {
+        "degree 1": score_table(n, 1),
+        "degree 2": score_table(n, 2),
+        "scale (2 and 4)": score_tables(n)[1],
+    }[score]
+    rng = np.random.default_rng(99)
+    baseline = rng.random((trials, n))
+    values = rng.random((trials, w))
+    ranks = (values[:, :, None] > baseline[:, None, :]).sum(axis=2)
+    sums = table[ranks].sum(axis=1)
+    var = sums.var()
+    se = var * np.sqrt((np.mean((sums - sums.mean()) ** 4) / var**2 - 1) / trials)
+    assert null_sd(w, n) ** 2 == pytest.approx(10 + 90 / 22)
+    assert abs(var - null_sd(w, n) ** 2) < 6 * se, (var, se)
+    assert se < 0.1
+
+
+def test_calibration_cache_round_trip(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(calibration, "SIMULATED_ROWS", 600_000)
+    first = CalibrationCache(tmp_path).get(400, 5)
+    files = list((tmp_path / "alarms").glob("*.json"))
+    assert [f.name for f in files] == [f"rank-v{calibration.CALIBRATION_VERSION}-n400-every5.json"]
+
+    def no_simulation(*args: object, **kwargs: object) -> Calibration:
+        raise AssertionError("the cached calibration should have been read")
+
+    monkeypatch.setattr(calibration, "calibrate", no_simulation)
+    again = CalibrationCache(tmp_path).get(400, 5)
+    assert again == first
+    assert again.thresholds(4, 50_000) == first.thresholds(4, 50_000)
+    # An unreadable file is ignored (and simulated again), never trusted.
+    files[0].write_text(json.dumps({"baseline_rows": 400}))
+    with pytest.raises(AssertionError, match="cached calibration"):
+        CalibrationCache(tmp_path).get(400, 5)
+
+
+def test_thresholds_rise_with_the_budget_and_the_features(fitted: Calibration) -> None:
+    low, high = fitted.thresholds(4, 10_000), fitted.thresholds(4, 1_000_000)
+    assert low.location < high.location and low.other < high.other
+    assert fitted.thresholds(30, 10_000).location > low.location
+
+
+@pytest.mark.parametrize(
+    ("make", "parameter"),
+    [
+        (lambda: RankAlarm(0, lambda n, d: RankThresholds(5, 5)), "n_features"),
+        (lambda: RankAlarm(2, lambda n, d: RankThresholds(5, 5), warmup_rows=100), "warmup_rows"),
+        (lambda: RankAlarm(2, lambda n, d: RankThresholds(5, 5), every=0), "every"),
+        (lambda: KSAlarm(1, 4, 50, 100_000), "n_reference"),
+        (lambda: KSAlarm(150, 0, 50, 100_000), "n_features"),
+        (lambda: KSAlarm(150, 4, 0, 100_000), "step"),
+        (lambda: KSAlarm(150, 4, 50, 10), "false_alarm_rows"),
+        (
+            lambda: StreamAlarm("cusum", 150, 4, 50, 100_000, lambda n, d: RankThresholds(5, 5)),  # type: ignore[arg-type]
+            "alarm",
+        ),
+    ],
+)
+def test_bad_arguments_are_rejected_by_name(make: object, parameter: str) -> None:
+    with pytest.raises(ValueError, match=parameter):
+        make()  # type: ignore[operator]
+
+
+def test_observe_rejects_rows_of_the_wrong_shape() -> None:
+    alarm = RankAlarm(2, lambda n, d: RankThresholds(5, 5))
+    with pytest.raises(ValueError, match="values must have shape"):
+        alarm.observe(np.zeros((3, 3)), np.arange(3))
+
+
+def test_stream_alarm_guards_the_warm_up_with_the_ks_rule(fitted: Calibration) -> None:
+    """Windows that began before the baseline was complete are judged by the KS
+    rule; later ones are left to the rank alarm, until a new champion."""
+    lane = StreamAlarm(
+        "rank", 150, 2, 50, 100_000, lambda n, d: fitted.thresholds(d, 100_000), warmup_rows=WARMUP
+    )
+    far = np.array([0.9, 0.1])
+    lane.observe(np.zeros((999, 2)), np.arange(999))
+    assert lane.judge_window(far, 50, 950, 999) is not None
+    lane.observe(np.zeros((1, 2)), np.arange(999, 1000))
+    assert lane.judges_window(999) and not lane.judges_window(1000)
+    assert lane.judge_window(far, 50, 1000, 1049) is None
+    lane.rebaseline()
+    assert lane.judge_window(far, 50, 1050, 1099) is not None
