@@ -95,6 +95,9 @@ the benchmark's "halves" streams (a reference of 89 or 284 rows, the stream draw
 from the other half) the undivided level gave 0.7-0.9 of the budget, too close
 (``bench/DETECTION.md``)."""
 
+CHUNK = 512
+"""Most rows the rank alarm sums in one step (see `RankAlarm._scan`)."""
+
 LONGEST = max(w for _, _, lengths in SCAN for w in lengths)
 """Rows of the longest sum: the history each lane keeps."""
 
@@ -407,6 +410,12 @@ class RankAlarm:
         Rows between evaluations of the sums.
     seed : int
         Seed of the tie-breaking (see :func:`tie_break`).
+    holdoff : int
+        Rows after a firing that are summed but not evaluated: at most one firing per
+        ``holdoff`` rows. The consumer passes its window step, since a window alarms
+        once whatever the number of firings in it; on a drifted stream this keeps the
+        cost per row near that of a clean one. Fewer restarts only lower the false
+        alarm rate.
 
     Examples
     --------
@@ -428,9 +437,12 @@ class RankAlarm:
         warmup_rows: int = 1000,
         every: int = 5,
         seed: int = 0,
+        holdoff: int = 0,
     ) -> None:
         if n_features < 1:
             raise ValueError(f"n_features must be at least 1, got {n_features}")
+        if holdoff < 0:
+            raise ValueError(f"holdoff must be >= 0 rows, got {holdoff}")
         if warmup_rows < LONGEST:
             raise ValueError(
                 f"warmup_rows must be at least {LONGEST} (the longest sum), got {warmup_rows}"
@@ -441,6 +453,9 @@ class RankAlarm:
         self.warmup_rows = warmup_rows
         self.every = every
         self.seed = seed
+        self.holdoff = holdoff
+        self._quiet = 0
+        """Rows after a restart that are summed but not evaluated (``holdoff`` after a firing)."""
         self._thresholds_for = thresholds
         self._collected: list[np.ndarray] = []
         self._n_collected = 0
@@ -531,11 +546,16 @@ class RankAlarm:
         firings: list[Firing] = []
         start = 0
         while start < x.shape[0]:
-            firing, used = self._advance(scores[:, :, start:], pos[start:], n)
+            # In chunks: after a firing the sums restart, and re-summing the whole rest
+            # of a long poll after each of many firings (a drifted stream) would cost
+            # its length squared.
+            end = min(x.shape[0], start + CHUNK)
+            firing, used = self._advance(scores[:, :, start:end], pos[start:end], n)
             start += used
             if firing is not None:
                 firings.append(firing)
                 self.restart()
+                self._quiet = self.holdoff
         return firings
 
     def _advance(self, scores: np.ndarray, pos: np.ndarray, n: int) -> tuple[Firing | None, int]:
@@ -547,7 +567,7 @@ class RankAlarm:
         m = scores.shape[2]
         # Row counts since the restart at each new row, and the evaluation points among them.
         counts = self._since_restart + np.arange(1, m + 1)
-        at = np.flatnonzero(counts % self.every == 0)
+        at = np.flatnonzero((counts % self.every == 0) & (counts > self._quiet))
         first: tuple[int, Firing] | None = None
         if at.size:
             for k, (kind, degrees, lengths) in enumerate(SCAN):
@@ -615,6 +635,8 @@ class StreamAlarm:
         Rows between the rank alarm's evaluations.
     seed : int
         Seed of the rank alarm's tie-breaking.
+    holdoff : int
+        Rows after a rank firing that are not evaluated (see :class:`RankAlarm`).
     """
 
     def __init__(
@@ -628,13 +650,21 @@ class StreamAlarm:
         warmup_rows: int = 1000,
         every: int = 5,
         seed: int = 0,
+        holdoff: int = 0,
     ) -> None:
         if name not in ("rank", "ks"):
             raise ValueError(f"alarm must be 'rank' or 'ks', got {name!r}")
         self.name: AlarmName = name
         self.ks = KSAlarm(n_reference, n_features, window_step, false_alarm_rows)
         self.rank = (
-            RankAlarm(n_features, thresholds, warmup_rows=warmup_rows, every=every, seed=seed)
+            RankAlarm(
+                n_features,
+                thresholds,
+                warmup_rows=warmup_rows,
+                every=every,
+                seed=seed,
+                holdoff=holdoff,
+            )
             if name == "rank"
             else None
         )
@@ -680,5 +710,6 @@ class StreamAlarm:
                 warmup_rows=self.rank.warmup_rows,
                 every=self.rank.every,
                 seed=self.rank.seed,
+                holdoff=self.rank.holdoff,
             )
         self._guarded_below = None

@@ -197,8 +197,17 @@ def calibrate(baseline_rows: int, every: int, rows: int | None = None) -> Calibr
     )
 
 
+SHIPPED = Path(__file__).with_name("calibrations")
+"""Calibrations shipped with driftloop, made by :func:`calibrate` (see `write_shipped`)."""
+
+
 class CalibrationCache:
-    """Calibrations by baseline size, in memory and as JSON under ``<root>/alarms/``.
+    """Calibrations by baseline size: shipped with driftloop, else simulated once and kept
+    as JSON under ``<root>/alarms/``.
+
+    The default baseline size's calibration ships in ``consumer/calibrations/`` (a test
+    checks it is what :func:`calibrate` computes), so a consumer starts without the
+    simulation's seconds; another size is simulated on first use and cached.
 
     Parameters
     ----------
@@ -215,7 +224,9 @@ class CalibrationCache:
         key = (baseline_rows, every)
         if key in self._memo:
             return self._memo[key]
-        calibration = self._read(baseline_rows, every)
+        calibration = _read(SHIPPED / _name(baseline_rows, every)) or self._read(
+            baseline_rows, every
+        )
         if calibration is None:
             logger.info(
                 "calibrating the rank alarm for a baseline of %d rows (once; cached)",
@@ -229,26 +240,49 @@ class CalibrationCache:
     def _path(self, baseline_rows: int, every: int) -> Path | None:
         if self.directory is None:
             return None
-        name = f"rank-v{CALIBRATION_VERSION}-n{baseline_rows}-every{every}.json"
-        return self.directory / name
+        return self.directory / _name(baseline_rows, every)
 
     def _read(self, baseline_rows: int, every: int) -> Calibration | None:
         path = self._path(baseline_rows, every)
-        if path is None or not path.exists():
-            return None
-        try:
-            raw = json.loads(path.read_text())
-            return Calibration(
-                baseline_rows=int(raw["baseline_rows"]),
-                every=int(raw["every"]),
-                location=TailFit(**raw["location"]),
-                other=TailFit(**raw["other"]),
-            )
-        except (OSError, ValueError, KeyError, TypeError) as err:
-            logger.warning("ignoring unreadable alarm calibration %s: %s", path, err)
-            return None
+        return None if path is None else _read(path)
 
     def _write(self, calibration: Calibration) -> None:
         path = self._path(calibration.baseline_rows, calibration.every)
         if path is not None:
-            write_atomic(path, json.dumps(asdict(calibration), indent=2).encode())
+            write_atomic(path, _json(calibration))
+
+
+def write_shipped(baseline_rows: int, every: int) -> Path:
+    """Simulate a calibration and write it among the shipped ones (for maintainers).
+
+    ``python -c "from consumer.calibration import write_shipped; write_shipped(1000, 5)"``
+    after any change to the scan, the scores or the fit (and a bump of
+    `CALIBRATION_VERSION`).
+    """
+    path = SHIPPED / _name(baseline_rows, every)
+    write_atomic(path, _json(calibrate(baseline_rows, every)))
+    return path
+
+
+def _name(baseline_rows: int, every: int) -> str:
+    return f"rank-v{CALIBRATION_VERSION}-n{baseline_rows}-every{every}.json"
+
+
+def _json(calibration: Calibration) -> bytes:
+    return json.dumps(asdict(calibration), indent=2).encode()
+
+
+def _read(path: Path) -> Calibration | None:
+    if not path.exists():
+        return None
+    try:
+        raw = json.loads(path.read_text())
+        return Calibration(
+            baseline_rows=int(raw["baseline_rows"]),
+            every=int(raw["every"]),
+            location=TailFit(**raw["location"]),
+            other=TailFit(**raw["other"]),
+        )
+    except (OSError, ValueError, KeyError, TypeError) as err:
+        logger.warning("ignoring unreadable alarm calibration %s: %s", path, err)
+        return None

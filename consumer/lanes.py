@@ -77,6 +77,8 @@ class Lane:
             thresholds=thresholds,
             warmup_rows=warmup_rows,
             seed=seed,
+            # A window alarms once, however often the alarm fires in it.
+            holdoff=window_step,
         )
         self.episodes = EpisodeTracker(resolve_after)
         self.last_event: DriftEvent | None = None

@@ -240,3 +240,16 @@ def test_stream_alarm_guards_the_warm_up_with_the_ks_rule(fitted: Calibration) -
     assert lane.judge_window(far, 50, 1000, 1049) is None
     lane.rebaseline()
     assert lane.judge_window(far, 50, 1050, 1099) is not None
+
+
+def test_the_shipped_calibration_is_what_the_simulation_computes() -> None:
+    from dataclasses import asdict
+
+    from consumer.calibration import SHIPPED, CalibrationCache, calibrate
+
+    shipped = CalibrationCache(None).get(1000, 5)
+    assert (SHIPPED / "rank-v2-n1000-every5.json").is_file()
+    simulated = calibrate(1000, 5)
+    for kind in ("location", "other"):
+        for key, value in asdict(getattr(simulated, kind)).items():
+            assert getattr(getattr(shipped, kind), key) == pytest.approx(value, rel=1e-12)
