@@ -12,10 +12,10 @@ first time in a while (exceedances more than the longest sum apart count once, a
 the alarm restarts after each). Over the highest levels seen often enough (a span
 of ``FIT_SPAN`` in ``|z|``), the log of that rate is fitted as a line in ``h``, an
 exponential tail, and solved for the rate the budget allows divided by
-``SAFETY``. A line is the tangent at the edge of what was counted: the log-rate of
-a maximum of sums of bounded scores is concave in ``h`` (its tail is at most
-Gaussian far out), so the line can only overstate the rarer rates it extrapolates
-to. A Gaussian-tail fit (``a + b log h - h^2 / 2``) was tried first and
+``SAFETY``. A line is the tangent at the edge of what was counted: sums of
+bounded scores have tails at most Gaussian far out (Hoeffding), so their log-rate
+bends down and the line overstates the rarer rates it extrapolates to, as the
+direct simulation confirms where it can count. A Gaussian-tail fit (``a + b log h - h^2 / 2``) was tried first and
 understated the shape sums' rate 5-10 fold at ``|z|`` 6 (their scores, degrees 4
 and 6, are heavy-tailed for sums of 100 rows); the comparison with a direct
 simulation of 200 million rows is in ``bench/DETECTION.md``. Features are taken
