@@ -93,7 +93,7 @@ KS_SAFETY = 2.0
 """The ``ks`` rule's level is divided by this. The robust p-value is asymptotic: on
 the benchmark's "halves" streams (a reference of 89 or 284 rows, the stream drawn
 from the other half) the undivided level gave 0.7-0.9 of the budget, too close
-(``bench/DETECTION.md``)."""
+(BENCHMARKS.md)."""
 
 CHUNK = 512
 """Most rows the rank alarm sums in one step (see `RankAlarm._scan`)."""

@@ -15,10 +15,11 @@ exponential tail, and solved for the rate the budget allows divided by
 ``SAFETY``. A line is the tangent at the edge of what was counted: sums of
 bounded scores have tails at most Gaussian far out (Hoeffding), so their log-rate
 bends down and the line overstates the rarer rates it extrapolates to, as the
-direct simulation confirms where it can count. A Gaussian-tail fit (``a + b log h - h^2 / 2``) was tried first and
-understated the shape sums' rate 5-10 fold at ``|z|`` 6 (their scores, degrees 4
-and 6, are heavy-tailed for sums of 100 rows); the comparison with a direct
-simulation of 200 million rows is in ``bench/DETECTION.md``. Features are taken
+direct simulation confirms where it can count. A Gaussian-tail fit
+(``a + b log h - h^2 / 2``) was tried first and understated the shape sums' rate
+5-10 fold at ``|z|`` 6 (their scores, degrees 4 and 6, are heavy-tailed for sums
+of 100 rows); the comparison with a direct simulation of 200 million rows is in
+BENCHMARKS.md. Features are taken
 as independent and their rates added (a union bound), which can only overstate
 the rate of a maximum over correlated features. The fit per baseline size is
 cached as JSON under the artifact root.

@@ -88,7 +88,7 @@ def test_clean_streams_stay_within_the_budget(fitted: Calibration, data: str) ->
     probability < 1e-4; the calibration's safety factor makes it about half).
     Lower bound: the 1e-4 quantile of a Poisson at a tenth of the budget's mean, so
     that an alarm that never fires (thresholds too high) fails too; the alarm's
-    real rate is about half the budget's (bench/DETECTION.md), five times the
+    real rate is about half the budget's (BENCHMARKS.md), five times the
     bound's, so a correct implementation fails it with probability far below 1e-4.
     A baseline shared by a stream's rows makes counts overdispersed; 40 baselines
     keep that small next to these margins.
