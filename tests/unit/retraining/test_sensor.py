@@ -113,3 +113,26 @@ def test_filter_reads_no_environment(
     other = {"artifact_root": str(root), "model_name": "other"}
     assert actionable_drift_event(message(event.to_bytes()), **other) is None
     assert "this DAG retrains 'other'" in caplog.text
+
+
+@pytest.mark.parametrize(
+    ("state", "woken"), [("onset", True), ("ongoing", False), ("resolved", False)]
+)
+def test_only_an_episode_onset_wakes_the_dag(admit: Filter, state: str, woken: bool) -> None:
+    from consumer.events import AlarmInfo, EpisodeInfo
+
+    base = drift_event(TOPIC, 300, 349)
+    event = base.model_copy(
+        update={
+            "schema_minor": 1,
+            "alarm": AlarmInfo(name="rank", false_alarm_rows=1e6, fired=True, features=["a"]),
+            "episode": EpisodeInfo(
+                episode_id="rows-0-300-349",
+                state=state,
+                opened_at=base.detected_at,
+                drifted_features=["petal_length"],
+                alarmed_windows=1,
+            ),
+        }
+    )
+    assert (admit(message(event.to_bytes())) is not None) is woken
