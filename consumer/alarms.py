@@ -700,16 +700,3 @@ class StreamAlarm:
         if not self.judges_window(first_offset):
             return None
         return self.ks.judge(distances, n_window, last_offset)
-
-    def rebaseline(self) -> None:
-        """Start over (a new champion): a new baseline from the next rows, guarded meanwhile."""
-        if self.rank is not None:
-            self.rank = RankAlarm(
-                self.rank.n_features,
-                self.rank._thresholds_for,
-                warmup_rows=self.rank.warmup_rows,
-                every=self.rank.every,
-                seed=self.rank.seed,
-                holdoff=self.rank.holdoff,
-            )
-        self._guarded_below = None

@@ -11,12 +11,13 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Literal
 
 import numpy as np
 import numpy.typing as npt
 
 from consumer.alarms import AlarmName, Firing, RankThresholdsFor, StreamAlarm
-from consumer.episodes import EpisodeTracker, Transition
+from consumer.episodes import Episode, EpisodeTracker, Transition
 from consumer.events import AlarmInfo, DriftEvent, EpisodeInfo
 
 
@@ -116,13 +117,8 @@ class Lane:
             taken.append(ks)
         features = tuple(dict.fromkeys(self.names[i] for f in taken for i in f.features))
         strongest = max(taken, key=lambda f: f.statistic / f.threshold, default=None)
-        warming = self.alarm.rank is not None and (
-            self.alarm.rank.warming_up
-            or (
-                self.alarm.rank.baseline_last_offset is not None
-                and first_offset <= self.alarm.rank.baseline_last_offset
-            )
-        )
+        # The rank alarm leaves to the KS rule the windows that began in its warm-up.
+        warming = self.alarm.rank is not None and self.alarm.judges_window(first_offset)
         info = AlarmInfo(
             name=self.alarm.name,
             false_alarm_rows=self.false_alarm_rows,
@@ -135,36 +131,25 @@ class Lane:
             features=list(features),
         )
         transition = self.episodes.window(event_id, features, judged_at, evidence)
-        open_episode = self.episodes.open
         if transition is not None:
-            episode = _info(transition, "ongoing" if transition.change == "update" else None)
-        elif open_episode is not None:
-            episode = EpisodeInfo(
-                episode_id=open_episode.episode_id,
-                state="ongoing",
-                opened_at=open_episode.opened_at,
-                drifted_features=list(open_episode.drifted_features),
-                alarmed_windows=open_episode.alarmed_windows,
-            )
+            state = "ongoing" if transition.change == "update" else transition.change
+            episode = _info(transition.episode, state, transition.reason)
+        elif self.episodes.open is not None:
+            episode = _info(self.episodes.open, "ongoing")
         else:
             episode = None
         return LaneVerdict(info, transition, episode)
 
-    def rebaseline(self, reason: str) -> Transition | None:
-        """A new champion: the alarm starts over, an open episode resolves."""
-        self.alarm.rebaseline()
-        self._pending = []
-        return self.episodes.rebaseline(reason)
 
-
-def _info(transition: Transition, state: str | None = None) -> EpisodeInfo:
-    """The contract's view of an episode after a transition."""
-    episode = transition.episode
+def _info(
+    episode: Episode, state: Literal["onset", "ongoing", "resolved"], reason: str | None = None
+) -> EpisodeInfo:
+    """The contract's view of an episode."""
     return EpisodeInfo(
         episode_id=episode.episode_id,
-        state=state or transition.change,  # type: ignore[arg-type]
+        state=state,
         opened_at=episode.opened_at,
         drifted_features=list(episode.drifted_features),
         alarmed_windows=episode.alarmed_windows,
-        reason=transition.reason,
+        reason=reason,
     )

@@ -169,8 +169,8 @@ class DriftMonitor:
         self.checkpoint = Checkpoint(consumer)
         self.calibration = CalibrationCache(settings.artifact_root)
         if settings.alarm == "rank":
-            # Simulated once per baseline size and cached under the artifact root: paid
-            # here, at start-up, rather than when the first baseline completes.
+            # Shipped for the default baseline size; another size is simulated once and
+            # cached, here at start-up rather than when the first baseline completes.
             self.calibration.get(settings.alarm_warmup_rows, EVERY)
         self._windowers: dict[TopicPartition, CountWindower[RowMessage]] = {}
         self._lanes: dict[TopicPartition, Lane] = {}
@@ -375,9 +375,9 @@ class DriftMonitor:
                 resolutions.append(event)
                 self._log_resolution(event, transition)
         self._publish(resolutions)
-        self.metrics.episodes_open.set(0)
         # The new champion's reference and features: the lanes start over, warming up.
         self._lanes.clear()
+        self._count_open_episodes()
 
     def _lane(self, tp: TopicPartition) -> Lane:
         lane = self._lanes.get(tp)
@@ -470,7 +470,14 @@ class DriftMonitor:
         for item, (labeled, accuracy) in zip(judged, accuracies, strict=True):
             self.metrics.window(item.result, champion.metadata.feature_names, item.seconds)
             archived.append(self._record(item, labeled, accuracy))
+        self._count_open_episodes()
         return archived
+
+    def _count_open_episodes(self) -> None:
+        """The open-episodes gauge, counted from the lanes rather than kept in step."""
+        self.metrics.episodes_open.set(
+            sum(lane.episodes.open is not None for lane in self._lanes.values())
+        )
 
     def _accuracies(self, judged: list[_Judged]) -> list[tuple[int, float | None]]:
         """The champion's accuracy on each window's labeled rows, in one predict call."""
@@ -554,7 +561,6 @@ class DriftMonitor:
         transition = verdict.transition
         if transition is not None and transition.change == "onset":
             self.stats.episodes += 1
-            self.metrics.episodes_open.inc()
             logger.warning(
                 "DRIFT *** episode=%s window=%s features=%s alarm=%s kind=%s statistic=%.3g "
                 "threshold=%.3g min_p=%.3g model=%s event_id=%s",
@@ -592,7 +598,6 @@ class DriftMonitor:
 
     def _log_resolution(self, event: DriftEvent, transition: Transition) -> None:
         self.stats.resolutions += 1
-        self.metrics.episodes_open.dec()
         logger.warning(
             "DRIFT RESOLVED episode=%s reason=%s alarmed_windows=%d features=%s event_id=%s",
             transition.episode.episode_id,
