@@ -74,8 +74,12 @@ def evaluate(estimator: Any, features: pd.DataFrame | np.ndarray, labels: Any) -
         ``{"accuracy": ..., "f1_macro": ...}``.
     """
     x = _as_matrix(features, "features")
+    return scores(labels, estimator.predict(x))
+
+
+def scores(labels: Any, predicted: Any) -> dict[str, float]:
+    """``accuracy`` and ``f1_macro`` of predicted labels against the true ones."""
     y = np.asarray(labels)
-    predicted = estimator.predict(x)
     return {
         "accuracy": float(accuracy_score(y, predicted)),
         "f1_macro": float(f1_score(y, predicted, average="macro", zero_division=0)),

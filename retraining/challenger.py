@@ -18,7 +18,7 @@ from models.comparison import McNemarResult, mcnemar_exact, unseen_rows
 from models.promotion import ModelUpdate
 from models.registry import Decision as VersionDecision
 from models.registry import LoadedModel, Registry, VersionMetadata
-from models.training import evaluate, train_classifier
+from models.training import scores, train_classifier
 from retraining.events import EventLike, parse_event
 from retraining.ledger import HandledLedger
 from retraining.settings import RetrainSettings
@@ -222,10 +222,11 @@ def promotion_gate(
         test = mcnemar_exact(np.zeros(0, dtype=bool), np.zeros(0, dtype=bool))
         metrics: tuple[dict[str, float], dict[str, float]] = ({}, {})
     else:
-        challenger_right = np.asarray(challenger.predict(x_eval)) == y_eval
-        champion_right = np.asarray(champion.predict(x_eval)) == y_eval
-        test = mcnemar_exact(champion_right, challenger_right)
-        metrics = (evaluate(challenger, x_eval, y_eval), evaluate(champion, x_eval, y_eval))
+        # Each model predicts the rows once: the paired test and the scores share it.
+        by_challenger = np.asarray(challenger.predict(x_eval))
+        by_champion = np.asarray(champion.predict(x_eval))
+        test = mcnemar_exact(by_champion == y_eval, by_challenger == y_eval)
+        metrics = (scores(y_eval, by_challenger), scores(y_eval, by_champion))
     level, min_rows = settings.promotion_p_value, settings.min_holdout_rows
     if test.rows < min_rows:
         promote, reason = False, f"{test.rows} held-out rows compared, fewer than {min_rows}"
