@@ -27,8 +27,9 @@ def parse_args(argv: list[str] | None) -> tuple[ConsumerSettings, LogSettings, f
         epilog="`python -m consumer report --help`: render the drift timeline (PNG and HTML) "
         "from what the consumer archived.",
         description="Window the rows topic per partition, run Alibi Detect's KSDrift on each "
-        "window against the champion model's reference data, log every window, alert on "
-        "drift and publish a DriftEvent per drifted window. Every flag can also be set in the "
+        "window against the champion model's reference data and log every window; a drift "
+        "alarm sized by --false-alarm-rows opens a drift episode, whose onset and resolution "
+        "are published as DriftEvents. Every flag can also be set in the "
         "environment variable its help names; a flag beats the environment.",
     )
     add_flags(parser, ConsumerSettings)

@@ -1,6 +1,6 @@
 """Drift episodes: an alarm opens one, clean windows or a new champion close it.
 
-One :class:`EpisodeTracker` per stream lane (topic, partition, stream). It is told,
+One :class:`EpisodeTracker` per lane (the consumer keeps one per partition). It is told,
 window by window, whether the alarm fired on the window's rows, and says what
 changed: an episode opened (the onset, announced once, what wakes the retraining
 DAG), an open episode saw more drift (logged and counted, not announced), or an
