@@ -43,6 +43,34 @@ def reliable_producer(settings: KafkaSettings, client_id: str, **overrides: Any)
         ) from err
 
 
+def transactional_producer(
+    settings: KafkaSettings, client_id: str, transactional_id: str, timeout_ms: int
+) -> KafkaProducer:
+    """A producer whose sends and consumer offsets commit together, or not at all.
+
+    Its transactions are ready to begin: ``init_transactions`` has run, which
+    aborts the open transaction of an earlier producer with the same
+    ``transactional_id`` (a killed predecessor) and fences it off for good.
+
+    Raises
+    ------
+    BrokerUnavailableError
+        When no broker answers within ``BOOTSTRAP_TIMEOUT_S``.
+    """
+    producer = reliable_producer(
+        settings,
+        client_id,
+        transactional_id=transactional_id,
+        transaction_timeout_ms=timeout_ms,
+    )
+    try:
+        producer.init_transactions()
+    except BaseException:
+        producer.close(timeout=0)
+        raise
+    return producer
+
+
 def manual_commit_consumer(
     settings: KafkaSettings, group_id: str, client_id: str, **overrides: Any
 ) -> KafkaConsumer:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import hashlib
 import io
 import os
 import re
@@ -10,6 +11,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
+from urllib.parse import quote
 
 import numpy as np
 from pydantic_core import to_json
@@ -24,8 +26,34 @@ _WINDOW_FILE = re.compile(rf"(\d{{{_OFFSET_DIGITS}}})-(\d{{{_OFFSET_DIGITS}}})\.
 """A window's rows file, ``<first>-<last>.csv``, as :func:`window_file_name` writes it."""
 
 
+_STREAM_DIR_MAX = 120
+"""Longest directory name a stream gets; longer names are cut and hashed."""
+
+
 class ArchiveError(RuntimeError):
     """An archived window cannot be read: missing, lacking a column, or a malformed cell."""
+
+
+def stream_directory(stream: str) -> str:
+    """The directory name of a stream's windows: the name, percent-encoded where needed.
+
+    Letters, digits, ``-`` and ``_`` stay; anything else (``/``, ``.``, spaces,
+    non-ASCII) is percent-encoded, so no stream name can climb out of the archive or
+    collide with another. A name whose encoding is too long for a file system is cut
+    and given a hash of the whole name.
+
+    >>> stream_directory("iris")
+    'iris'
+    >>> stream_directory("../etc")
+    '%2E%2E%2Fetc'
+    >>> len(stream_directory("x" * 500))
+    120
+    """
+    encoded = quote(stream, safe="-_").replace(".", "%2E")
+    if len(encoded) <= _STREAM_DIR_MAX:
+        return encoded
+    digest = hashlib.sha256(stream.encode()).hexdigest()[:16]
+    return f"{encoded[: _STREAM_DIR_MAX - 17]}~{digest}"
 
 
 def window_file_name(first_offset: int, last_offset: int) -> str:
@@ -71,7 +99,10 @@ def _iso_times(times: Sequence[datetime]) -> list[str]:
 
 
 class WindowArchive:
-    """Writes each window once, atomically, under ``<root>/archive/<topic>/<partition>/``.
+    """Writes each window, atomically, under ``<root>/archive/<topic>/<stream>/<partition>/``.
+
+    The stream's directory name is :func:`stream_directory`'s: a stream's windows
+    from every partition lie under one directory.
 
     A window's rows go to ``<first>-<last>.csv`` (offset, event time, features,
     label) and its verdict to ``<first>-<last>.json`` (the DriftEvent, drifted or
@@ -91,13 +122,18 @@ class WindowArchive:
         self.fsync = fsync
         self._unsynced: set[Path] = set()
 
-    def directory_for(self, topic: str, partition: int) -> Path:
-        """The directory holding a topic partition's windows."""
-        return self.root / topic / str(partition)
+    def directory_for(self, topic: str, stream: str, partition: int | None = None) -> Path:
+        """The directory of a stream's windows (of one partition, with ``partition``)."""
+        directory = self.root / topic / stream_directory(stream)
+        return directory if partition is None else directory / str(partition)
 
-    def path_for(self, topic: str, partition: int, first_offset: int, last_offset: int) -> Path:
+    def path_for(
+        self, topic: str, stream: str, partition: int, first_offset: int, last_offset: int
+    ) -> Path:
         """Where the rows of a window are archived (the ``.csv``)."""
-        return self.directory_for(topic, partition) / window_file_name(first_offset, last_offset)
+        return self.directory_for(topic, stream, partition) / window_file_name(
+            first_offset, last_offset
+        )
 
     def write_rows(
         self,
@@ -182,14 +218,33 @@ class WindowArchive:
 # --------------------------------------------------------------------------- reading
 
 
-def archived_windows(root: Path, topic: str, partition: int) -> list[Path]:
-    """The archived windows (``.csv``) of a topic partition, in order of first offset."""
-    directory = WindowArchive(root, fsync=False).directory_for(topic, partition)
+def archived_windows(root: Path, topic: str, stream: str, partition: int) -> list[Path]:
+    """The archived windows (``.csv``) of a stream in a partition, in order of first offset."""
+    directory = WindowArchive(root, fsync=False).directory_for(topic, stream, partition)
     try:
         names = os.listdir(directory)
     except FileNotFoundError:
         return []
     return sorted(directory / name for name in names if _WINDOW_FILE.fullmatch(name))
+
+
+def archived_partitions(root: Path, topic: str, stream: str) -> list[int]:
+    """The partitions a stream has archived windows from, in order."""
+    directory = WindowArchive(root, fsync=False).directory_for(topic, stream)
+    try:
+        names = os.listdir(directory)
+    except FileNotFoundError:
+        return []
+    return sorted(int(name) for name in names if name.isdigit())
+
+
+def verdict_files(root: Path, topic: str | None = None) -> list[Path]:
+    """Every archived verdict (``.json``), of one topic or of all, in path order."""
+    source = WindowArchive(root, fsync=False).root
+    if topic is not None:
+        source = source / topic
+    pattern = "*/*/*.json" if topic is not None else "*/*/*/*.json"
+    return sorted(source.glob(pattern)) if source.is_dir() else []
 
 
 def select_windows(windows: Sequence[Path], drift_first_offset: int, lookback: int) -> list[Path]:
@@ -225,12 +280,15 @@ def select_windows(windows: Sequence[Path], drift_first_offset: int, lookback: i
 
 @dataclass(frozen=True, eq=False)
 class LabeledRows:
-    """Labeled rows of archived windows, one per offset, in offset order.
+    """Labeled rows of archived windows, each row once, in order of event time.
+
+    Rows of several partitions interleave by event time (ties by partition, then
+    offset), so the last rows are the newest across the whole stream.
 
     Attributes
     ----------
-    offsets : numpy.ndarray
-        int64 offsets, ascending and unique.
+    partitions, offsets : numpy.ndarray
+        int64 partition and offset of each row; the pairs are unique.
     features : numpy.ndarray
         float64, shape ``(rows, len(feature_names))``.
     labels : list of str
@@ -239,6 +297,7 @@ class LabeledRows:
         Column order of ``features``.
     """
 
+    partitions: np.ndarray
     offsets: np.ndarray
     features: np.ndarray
     labels: list[str]
@@ -251,60 +310,92 @@ class LabeledRows:
 def read_labeled_rows(
     windows: Iterable[Path], feature_names: Sequence[str], label_column: str
 ) -> LabeledRows:
-    """Read the labeled rows of archived windows, deduplicated by offset and ordered.
+    """Read the labeled rows of archived windows, each row once, ordered by event time.
 
     Sliding windows overlap, so a row may be archived more than once; it is kept once.
+    A window's partition is its directory's name (``.../<partition>/<first>-<last>.csv``).
 
     Raises
     ------
     ArchiveError
         If a window lacks a feature or the label column, or holds a malformed cell.
     """
-    by_offset: dict[int, tuple[list[float], str]] = {}
+    by_row: dict[tuple[int, int], tuple[datetime, list[float], str]] = {}
     for path in windows:
-        for offset, values, label in _read_window(path, feature_names, label_column):
+        partition = _partition_of(path)
+        for row in _read_window(path, feature_names, label_column, times=True):
+            offset, values, label, when = row
             if label:
-                by_offset.setdefault(offset, (values, label))
-    offsets = sorted(by_offset)
-    features = np.array([by_offset[o][0] for o in offsets], dtype=np.float64)
+                by_row.setdefault((partition, offset), (when, values, label))
+    keys = sorted(by_row, key=lambda key: (by_row[key][0], key))
+    features = np.array([by_row[k][1] for k in keys], dtype=np.float64)
     return LabeledRows(
-        offsets=np.array(offsets, dtype=np.int64),
-        features=features.reshape(len(offsets), len(feature_names)),
-        labels=[by_offset[o][1] for o in offsets],
+        partitions=np.array([k[0] for k in keys], dtype=np.int64),
+        offsets=np.array([k[1] for k in keys], dtype=np.int64),
+        features=features.reshape(len(keys), len(feature_names)),
+        labels=[by_row[k][2] for k in keys],
         feature_names=list(feature_names),
     )
 
 
 def count_labeled_rows(windows: Iterable[Path], label_column: str) -> int:
-    """Labeled rows (distinct offsets) in archived windows.
+    """Labeled rows (distinct partition and offset) in archived windows.
 
     Raises
     ------
     ArchiveError
         If a window lacks the label column or holds a malformed offset.
     """
-    offsets: set[int] = set()
+    rows: set[tuple[int, int]] = set()
     for path in windows:
-        for offset, _, label in _read_window(path, (), label_column):
+        partition = _partition_of(path)
+        for offset, _, label, _ in _read_window(path, (), label_column):
             if label:
-                offsets.add(offset)
-    return len(offsets)
+                rows.add((partition, offset))
+    return len(rows)
+
+
+def last_event_time(path: Path) -> datetime:
+    """The event time of an archived window's last row.
+
+    Raises
+    ------
+    ArchiveError
+        If the window is empty, unreadable or its event time malformed.
+    """
+    rows = _read_window(path, (), None, times=True)
+    if not rows:
+        raise ArchiveError(f"archived window {path} holds no rows")
+    return rows[-1][3]
+
+
+_NO_TIME = datetime.min
 
 
 def _read_window(
-    path: Path, feature_names: Sequence[str], label_column: str
-) -> Iterable[tuple[int, list[float], str]]:
-    """(offset, feature values, label) of each row; the label is ``""`` when unlabeled."""
+    path: Path, feature_names: Sequence[str], label_column: str | None, times: bool = False
+) -> list[tuple[int, list[float], str, datetime]]:
+    """(offset, feature values, label, event time) of each row.
+
+    The label is ``""`` when unlabeled or when ``label_column`` is None; the event
+    time is parsed only with ``times`` (a placeholder otherwise).
+    """
+    wanted = ["offset", *feature_names]
+    if label_column is not None:
+        wanted.append(label_column)
+    if times:
+        wanted.append("event_time")
     try:
         with open(path, newline="") as handle:
             reader = csv.reader(handle)
             header = next(reader, None) or []
-            missing = [c for c in ("offset", *feature_names, label_column) if c not in header]
+            missing = [c for c in wanted if c not in header]
             if missing:
                 raise ArchiveError(f"archived window {path} lacks column(s) {', '.join(missing)}")
             offset_at = header.index("offset")
             feature_at = [header.index(name) for name in feature_names]
-            label_at = header.index(label_column)
+            label_at = None if label_column is None else header.index(label_column)
+            time_at = header.index("event_time") if times else None
             rows = []
             for line, row in enumerate(reader, start=2):
                 try:
@@ -312,7 +403,8 @@ def _read_window(
                         (
                             int(row[offset_at]),
                             [float(row[i]) for i in feature_at],
-                            row[label_at].strip(),
+                            "" if label_at is None else row[label_at].strip(),
+                            _NO_TIME if time_at is None else _event_time(row[time_at]),
                         )
                     )
                 except (ValueError, IndexError) as err:
@@ -320,6 +412,24 @@ def _read_window(
     except OSError as err:
         raise ArchiveError(f"cannot read archived window {path}: {err}") from err
     return rows
+
+
+def _event_time(text: str) -> datetime:
+    when = datetime.fromisoformat(text)
+    if when.tzinfo is None:
+        raise ValueError(f"event time {text!r} has no time zone")
+    return when
+
+
+def _partition_of(path: Path) -> int:
+    """The partition of a window file, from its directory's name."""
+    try:
+        return int(path.parent.name)
+    except ValueError:
+        raise ArchiveError(
+            f"archived window {path} is not in a partition's directory "
+            "(<archive>/<topic>/<stream>/<partition>/)"
+        ) from None
 
 
 def _first_offset(path: Path) -> int:

@@ -9,7 +9,7 @@ from pathlib import Path
 
 from kafka import KafkaConsumer
 
-from broker.clients import manual_commit_consumer, reliable_producer, update_consumer
+from broker.clients import manual_commit_consumer, transactional_producer, update_consumer
 from broker.topics import ensure_topics
 from consumer.archive import WindowArchive
 from consumer.champion import Champion, NoChampionError
@@ -34,8 +34,10 @@ def build_monitor(
     In order: the registry must have a champion (checked before any broker is
     contacted); the four topics exist (created if missing, in one call); the
     model-updates follower starts *before* the champion is loaded, so a promotion
-    between the two is seen as an update rather than missed; then the producer,
-    the rows consumer and the champion. Metrics are served when
+    between the two is seen as an update rather than missed; then the
+    transactional producer (which aborts a killed predecessor's transaction), the
+    rows consumer (a static member of the group, as ``settings.member_id``) and
+    the champion. Metrics are served when
     ``settings.metrics_port`` is set. If a step fails, the clients already built
     are closed.
 
@@ -82,9 +84,20 @@ def build_monitor(
         follower = update_consumer(settings, client_id=f"{client_id}-updates")
         built.callback(follower.close, autocommit=False)
         updates = ModelUpdateFollower(follower, settings.model_updates_topic, settings.model_name)
-        producer = reliable_producer(settings, client_id=f"{client_id}-events")
+        producer = transactional_producer(
+            settings,
+            client_id=f"{client_id}-events",
+            transactional_id=settings.transactional_id,
+            timeout_ms=settings.transaction_timeout_ms,
+        )
         built.callback(producer.close)
-        consumer = manual_commit_consumer(settings, group_id=settings.group_id, client_id=client_id)
+        consumer = manual_commit_consumer(
+            settings,
+            group_id=settings.group_id,
+            client_id=client_id,
+            group_instance_id=settings.member_id,
+            session_timeout_ms=settings.session_timeout_ms,
+        )
         built.callback(consumer.close, autocommit=False)
         champion = Champion.from_registry(registry, settings)
         metrics = ConsumerMetrics()

@@ -1,176 +1,223 @@
-"""The checkpoint: which offsets are read, durable, in flight and committed, per partition.
+"""The checkpoint: where each partition's streams stand, committed with their windows.
 
-A partition's commit position is the first offset the next window still needs:
-the first row of its open window, or past the last row read when no window is
-open. A poll's positions are committed only once its windows are durable (see
-:meth:`Checkpoint.hand_off`); at most one poll's windows are in flight at a time.
-Commits go out asynchronously while the loop runs, and synchronously on a clean
-stop. A lost asynchronous commit costs nothing but time: the windows past the
-last committed offset are judged again under the same ids, into the same files.
+A partition carries rows of several streams, and each stream is cut into its own
+windows. A partition's commit position is the first offset that some stream's
+open window still needs (or, with no window open, past the last row read). The
+rows between that position and the last row read that were already dealt with
+(in an archived window, or dead-lettered) are named in the commit's metadata
+(:class:`Resume`): a consumer that takes the partition over, or the same one
+restarted, skips exactly those and cuts every stream's next window where the
+committing consumer would have.
+
+Offsets, a poll's drift events and its dead letters are committed in one Kafka
+transaction, after the poll's windows are in the archive; :class:`InFlight` keeps
+at most one poll's transaction in flight while the next poll is judged.
 """
 
 from __future__ import annotations
 
+import json
 import logging
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from concurrent.futures import Future
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
-from kafka import KafkaConsumer
-from kafka.structs import OffsetAndMetadata, TopicPartition
+from kafka.structs import OffsetAndMetadata
 
 logger = logging.getLogger(__name__)
 
+METADATA_VERSION = 1
+"""Version of the commit metadata's layout; a consumer refuses a version it does not know."""
 
-@dataclass
-class _Offsets:
-    """One partition's commit position after the last poll, and the last one committed."""
 
-    position: int
-    committed: int | None = None
+class CheckpointError(RuntimeError):
+    """The committed metadata of a partition cannot be followed by this consumer."""
 
 
 @dataclass(frozen=True)
-class _InFlight:
-    """A poll's windows being made durable, and the positions to commit once they are."""
+class Resume:
+    """What a partition's committed offset says about the rows past it.
 
-    done: Future[None]
-    positions: dict[TopicPartition, int]
+    Attributes
+    ----------
+    offset : int
+        The committed position: the first row not known to be dealt with.
+    read : int
+        Every row below this offset was dealt with: windowed or dead-lettered.
+    streams : dict of str to int
+        Per stream, the first of its rows not yet in an archived window, where that
+        lies past ``offset`` (a stream not named resumes at ``offset``).
+    window : tuple of (int, int)
+        Window size and step of the consumer that committed.
+
+    Examples
+    --------
+    >>> resume = Resume(offset=100, read=180, streams={"b": 150}, window=(50, 50))
+    >>> [resume.handled(o, "a") for o in (99, 100, 160)]
+    [True, False, False]
+    >>> [resume.handled(o, "b") for o in (120, 150, 180)]
+    [True, False, False]
+    >>> resume.handled(120, None)  # a row dead-lettered before the commit
+    True
+    >>> Resume.decode(100, resume.encode()) == resume
+    True
+    """
+
+    offset: int
+    read: int
+    streams: dict[str, int] = field(default_factory=dict)
+    window: tuple[int, int] | None = None
+
+    def handled(self, offset: int, stream: str | None) -> bool:
+        """Whether the row at ``offset`` was dealt with before the commit.
+
+        ``stream`` is the row's stream, or None for a row that does not decode (it
+        was dead-lettered if it lies below :attr:`read`).
+        """
+        if offset < self.offset:
+            return True
+        if offset >= self.read:
+            return False
+        if stream is None:
+            return True
+        return offset < self.streams.get(stream, self.offset)
+
+    def encode(self) -> str:
+        """The metadata string committed with the offset."""
+        document: dict[str, Any] = {"v": METADATA_VERSION, "read": self.read}
+        if self.streams:
+            document["streams"] = self.streams
+        if self.window is not None:
+            document["window"] = list(self.window)
+        return json.dumps(document, separators=(",", ":"), ensure_ascii=False)
+
+    @classmethod
+    def decode(cls, offset: int, metadata: str | None) -> Resume:
+        """The resume point a committed offset and its metadata describe.
+
+        A commit without driftloop's metadata (from before it, or by another tool)
+        resumes every stream at the offset.
+
+        Raises
+        ------
+        CheckpointError
+            If the metadata is driftloop's but of an unknown version or malformed.
+        """
+        if not metadata:
+            return cls(offset=offset, read=offset)
+        try:
+            document = json.loads(metadata)
+        except ValueError:
+            return cls(offset=offset, read=offset)
+        if not isinstance(document, dict) or "v" not in document:
+            return cls(offset=offset, read=offset)
+        if document["v"] != METADATA_VERSION:
+            raise CheckpointError(
+                f"the committed offset {offset} carries checkpoint metadata version "
+                f"{document['v']!r}; this consumer reads version {METADATA_VERSION}: "
+                "run the same driftloop version in every consumer of the group"
+            )
+        try:
+            streams = {str(k): int(v) for k, v in document.get("streams", {}).items()}
+            window = document.get("window")
+            return cls(
+                offset=offset,
+                read=max(int(document["read"]), offset),
+                streams=streams,
+                window=None if window is None else (int(window[0]), int(window[1])),
+            )
+        except (KeyError, TypeError, ValueError, IndexError, AttributeError) as err:
+            raise CheckpointError(
+                f"the committed offset {offset} carries malformed checkpoint metadata "
+                f"{metadata[:200]!r}: {err}"
+            ) from err
+
+    def commit(self) -> OffsetAndMetadata:
+        """As kafka-python commits it."""
+        return OffsetAndMetadata(self.offset, self.encode(), -1)
 
 
-class Checkpoint:
-    """Owns what is durable, in flight and committed for one consumer.
-
-    The loop tells it, per poll, where each partition stands (:meth:`store`) and
-    hands it the poll's durability work (:meth:`hand_off`); between polls it
-    commits what became durable (:meth:`settle`), and on a clean stop everything
-    (:meth:`commit`).
-
-    Safe for kafka-python 3's rebalance listener, which runs on the client's IO
-    thread where nothing may block: :meth:`forget` only drops state.
+def resume_point(
+    read: int,
+    open_windows: dict[str, int],
+    finished: dict[str, int],
+    window: tuple[int, int],
+) -> Resume:
+    """The commit for a partition: its position, and what lies past it.
 
     Parameters
     ----------
-    consumer : kafka.KafkaConsumer
-        The consumer whose offsets are committed, with auto-commit off.
+    read : int
+        One past the last offset read.
+    open_windows : dict of str to int
+        Per stream with an open window, the first offset it still needs.
+    finished : dict of str to int
+        Per stream, one past the last row in an archived window (or carried over
+        from the previous commit for a stream not seen since).
+    window : tuple of (int, int)
+        This consumer's window size and step.
+
+    Examples
+    --------
+    Stream ``a``'s window is open from 100; ``b``'s last window ended at 149; ``c``'s
+    long before:
+
+    >>> resume_point(180, {"a": 100}, {"a": 100, "b": 150, "c": 20}, (50, 50))
+    Resume(offset=100, read=180, streams={'b': 150}, window=(50, 50))
+    """
+    position = min([read, *open_windows.values()])
+    streams = {}
+    for stream in sorted(set(open_windows) | set(finished)):
+        needed = open_windows.get(stream, finished.get(stream, position))
+        if needed > position:
+            streams[stream] = needed
+    return Resume(offset=position, read=read, streams=streams, window=window)
+
+
+@dataclass(frozen=True)
+class _Poll:
+    done: Future[None]
+
+
+class InFlight:
+    """At most one poll's durability work (archive, then transaction) running at a time.
+
+    :meth:`hand_off` waits for the previous poll's work before starting the next, so
+    a poll's windows, events and offsets are always committed after those of the
+    polls before it. Safe to call :meth:`settle` from kafka-python's rebalance
+    listener: it only waits on the archive thread, never on the consumer's client.
     """
 
-    def __init__(self, consumer: KafkaConsumer) -> None:
-        self.consumer = consumer
-        self._partitions: dict[TopicPartition, _Offsets] = {}
-        self._in_flight: _InFlight | None = None
-        self._durable: dict[TopicPartition, int] = {}
-        """Positions whose windows are all durable, not yet committed."""
-        self._commit_in_flight = False
+    def __init__(self) -> None:
+        self._poll: _Poll | None = None
 
-    def store(self, tp: TopicPartition, last_offset: int, needed: int | None) -> None:
-        """Note where ``tp`` stands after a poll.
-
-        Parameters
-        ----------
-        tp : TopicPartition
-            The partition read.
-        last_offset : int
-            Offset of the last record read from it.
-        needed : int or None
-            The first offset its open window still holds, None when no window is open.
-        """
-        position = last_offset + 1 if needed is None else needed
-        state = self._partitions.get(tp)
-        if state is None:
-            self._partitions[tp] = _Offsets(position)
-        else:
-            state.position = position
-
-    def forget(self, revoked: Iterable[TopicPartition]) -> None:
-        """Drop partitions another instance now owns: their offsets are no longer ours."""
-        for tp in revoked:
-            self._partitions.pop(tp, None)
-
-    def hand_off(self, write: Callable[[], Future[None]] | None) -> None:
-        """Commit this poll's positions once ``write``'s windows are durable.
-
-        Takes the positions now, waits for the previous poll's windows (one poll in
-        flight at most), then starts ``write``; its positions are committed by a
-        later :meth:`settle` once it is done. With ``write`` None the poll wrote
-        nothing, so its positions are durable already and are committed now.
+    def hand_off(self, work: Callable[[], Future[None]]) -> None:
+        """Wait for the poll in flight, then start ``work`` (a poll's commit).
 
         Raises
         ------
         Exception
-            Whatever the previous poll's write raised: nothing of it is committed.
+            Whatever the previous poll's work raised: nothing of it was committed.
         """
-        positions = self._positions()
         self.settle(wait=True)
-        if write is None:
-            self._durable.update(positions)
-            self._commit_durable()
-        else:
-            self._in_flight = _InFlight(write(), positions)
+        self._poll = _Poll(work())
 
     def settle(self, wait: bool) -> None:
-        """Commit the in-flight poll's positions if it is done (or once done, with ``wait``).
+        """Collect the poll in flight if it is done (or once done, with ``wait``).
 
-        Raises whatever writing that poll's windows raised.
+        Raises whatever its work raised.
         """
-        in_flight = self._in_flight
-        if in_flight is not None and (wait or in_flight.done.done()):
-            self._in_flight = None
-            in_flight.done.result()
-            self._durable.update(in_flight.positions)
-        self._commit_durable()
+        poll = self._poll
+        if poll is not None and (wait or poll.done.done()):
+            self._poll = None
+            poll.done.result()
 
-    def commit(self) -> None:
-        """Commit, and wait for, each partition's position.
-
-        Only for when no poll is in flight (after ``settle(wait=True)``): then every
-        completed window is durable.
-        """
-        if self._in_flight is not None:
-            raise RuntimeError("a poll's windows are still being archived; settle them first")
-        self._durable = {}
-        offsets = self._moved(self._positions())
-        if offsets:
-            self.consumer.commit(offsets)
+    @property
+    def busy(self) -> bool:
+        """Whether a poll's work is still in flight."""
+        return self._poll is not None
 
     def abandon(self) -> None:
-        """Forget the poll in flight, committing nothing of it (its write failed or was cut off)."""
-        self._in_flight = None
-
-    def _commit_durable(self) -> None:
-        """Commit the durable positions asynchronously, unless a commit is in flight."""
-        if self._commit_in_flight or not self._durable:
-            return  # The next call carries these offsets too.
-        durable, self._durable = self._durable, {}
-        offsets = self._moved(durable)
-        if offsets:
-            # Safe to commit asynchronously: if it is lost, the windows are judged
-            # again under the same ids and archived to the same files.
-            self._commit_in_flight = True
-            self.consumer.commit_async(offsets, callback=self._commit_done)
-
-    def _positions(self) -> dict[TopicPartition, int]:
-        """Each partition's commit position now."""
-        return {tp: state.position for tp, state in self._partitions.items()}
-
-    def _moved(self, positions: dict[TopicPartition, int]) -> dict[TopicPartition, Any]:
-        """The positions that differ from the last commit, as offsets; marks them committed.
-
-        Partitions revoked since the positions were taken are left out: not ours to commit.
-        """
-        offsets = {}
-        for tp, position in positions.items():
-            state = self._partitions.get(tp)
-            if state is not None and position != state.committed:
-                offsets[tp] = OffsetAndMetadata(position, "", -1)
-                state.committed = position
-        return offsets
-
-    def _commit_done(self, offsets: Any, response: Any) -> None:
-        self._commit_in_flight = False
-        if isinstance(response, Exception):
-            logger.warning("offset commit failed (the windows will be judged again): %s", response)
-            for tp in offsets:
-                if tp in self._partitions:
-                    self._partitions[tp].committed = None
+        """Forget the poll in flight (its work failed or was cut off)."""
+        self._poll = None

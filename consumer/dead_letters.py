@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 from collections import Counter
+from dataclasses import dataclass
 from typing import Any
 
 from kafka import KafkaProducer
@@ -40,18 +41,30 @@ def dead_letter_headers(
     ]
 
 
-class DeadLetters:
-    """Sends each malformed record to the dead-letter topic, key and value unchanged.
+@dataclass(frozen=True)
+class DeadLetter:
+    """A rejected row, as it goes to the dead-letter topic: its bytes unchanged, and why."""
 
-    A malformed record never stops the loop: it is logged, counted by reason
-    (in :attr:`counts` and the metrics) and sent. :meth:`wait` returns once every
-    send is acknowledged, and raises if one failed: nothing past an unsent dead
-    letter may be committed.
+    topic: str
+    partition: int
+    offset: int
+    key: bytes | None
+    value: bytes | None
+    error: MalformedRowError
+
+
+class DeadLetters:
+    """Counts and logs each rejected row; sends a poll's dead letters in its transaction.
+
+    A rejected row never stops the loop: :meth:`note` logs it and counts it by reason
+    (in :attr:`counts` and the metrics) when it is rejected; :meth:`send` sends a
+    poll's letters inside the transaction that commits the poll's offsets, so each
+    reaches the dead-letter topic exactly once, key and value unchanged.
 
     Parameters
     ----------
     producer : kafka.KafkaProducer
-        An idempotent ``acks=all`` producer.
+        The transactional producer.
     topic : str
         The dead-letter topic.
     metrics : ConsumerMetrics
@@ -63,39 +76,40 @@ class DeadLetters:
         self.topic = topic
         self.metrics = metrics
         self.counts: Counter[str] = Counter()
-        """Dead letters sent since the start, by reason."""
-        self._sends: list[Any] = []
+        """Rows rejected since the start, by reason."""
 
-    def send(self, record: Any, err: MalformedRowError) -> None:
-        """Count, log and send one malformed ``record`` (a kafka-python ``ConsumerRecord``)."""
+    def note(
+        self,
+        topic: str,
+        partition: int,
+        offset: int,
+        key: bytes | None,
+        value: bytes | None,
+        err: MalformedRowError,
+    ) -> DeadLetter:
+        """Count and log one rejected row; the letter to send with its poll."""
         self.counts[err.reason] += 1
         self.metrics.dead_letters.labels(reason=err.reason).inc()
         logger.warning(
             "dead-letter offset=%s/%d/%d reason=%s detail=%s",
-            record.topic,
-            record.partition,
-            record.offset,
+            topic,
+            partition,
+            offset,
             err.reason,
             err.detail,
         )
-        self._sends.append(
+        return DeadLetter(topic, partition, offset, key, value, err)
+
+    def send(self, letters: list[DeadLetter]) -> list[Any]:
+        """Send ``letters`` (inside the open transaction); their futures."""
+        return [
             self.producer.send(
                 self.topic,
-                key=record.key,
-                value=record.value if record.value is not None else b"",
-                headers=dead_letter_headers(record.topic, record.partition, record.offset, err),
+                key=letter.key,
+                value=letter.value if letter.value is not None else b"",
+                headers=dead_letter_headers(
+                    letter.topic, letter.partition, letter.offset, letter.error
+                ),
             )
-        )
-
-    def wait(self) -> None:
-        """Wait until every send is acknowledged; raise the delivery error if one failed.
-
-        Returns at once when nothing was sent since the last call.
-        """
-        if not self._sends:
-            return
-        self.producer.flush()
-        sends, self._sends = self._sends, []
-        for future in sends:
-            # Raises the delivery error: nothing is committed past an unsent dead letter.
-            future.get(timeout=0)
+            for letter in letters
+        ]

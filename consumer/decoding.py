@@ -11,8 +11,14 @@ from pydantic import Json, TypeAdapter, ValidationError
 from producer.messages import SCHEMA_VERSION, RowMessage
 
 Reason = Literal[
-    "not-json", "unknown-schema-version", "invalid-field", "non-finite-value", "wrong-feature-set"
+    "not-json",
+    "unknown-schema-version",
+    "invalid-field",
+    "non-finite-value",
+    "wrong-feature-set",
+    "window-failed",
 ]
+"""Why a row was dead-lettered; ``window-failed``: its window could not be judged."""
 
 
 _MESSAGES: TypeAdapter[list[RowMessage]] = TypeAdapter(list[Json[RowMessage]])

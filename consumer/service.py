@@ -1,22 +1,26 @@
-"""The consumer's loop: poll, decode, window, judge, hand off, checkpoint.
+"""The consumer's loop: poll, decode, window, judge, archive, commit in a transaction.
 
-Offsets are committed only once a window's results are durable: its archive
-written and fsynced, then its drift event (if any) acknowledged by the broker,
-and every dead letter acknowledged. The committed offset of a partition is the
-first offset the next window still needs, so a consumer killed at any point
-re-reads exactly the rows of the windows it had not finished, and judges them
-under the same ids.
+Each partition's rows are windowed per stream. A poll's windows are written to the
+archive and fsynced first; then one Kafka transaction carries the poll's drift
+events, its dead letters and the partitions' offsets (with the metadata that says
+which rows past each offset are done, see `consumer.checkpoint`). Readers of the
+drift and dead-letter topics that read committed messages only see each event and
+each dead letter exactly once, however often the consumer is killed: a killed
+consumer's open transaction is aborted, and whoever takes its partitions (itself,
+restarted, or another consumer of the group) judges the same windows again under
+the same ids, into the same archive files.
 
 The loop reads and judges on the calling thread. Archiving a poll's windows and
-publishing their drift events run on an archive thread while the next poll is
-read and judged: they are mostly waiting on the disk and the broker. At most one
-poll's windows are in flight; their offsets are committed once the thread is
-done with them.
+its transaction run on an archive thread while the next poll is read and judged:
+they are mostly waiting on the disk and the broker. At most one poll is in flight.
 
-The commit rules live in `consumer.checkpoint`, the dead-letter topic in
-`consumer.dead_letters`, the champion in `consumer.champion`; the DriftEvent of
-a window is built by `consumer.events`, and `consumer.assembly` builds the whole
-monitor from settings.
+A row that cannot enter a window is dead-lettered with its reason; a window whose
+judging fails is dead-lettered row by row with the error, and the loop goes on.
+
+The commit's contents live in `consumer.checkpoint` and `consumer.partitions`, the
+dead-letter topic in `consumer.dead_letters`, the champion in `consumer.champion`;
+the DriftEvent of a window is built by `consumer.events`, and `consumer.assembly`
+builds the whole monitor from settings.
 """
 
 from __future__ import annotations
@@ -24,6 +28,7 @@ from __future__ import annotations
 import gc
 import logging
 import time
+import zlib
 from collections import Counter
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -32,7 +37,7 @@ from datetime import UTC, datetime
 from functools import partial
 from pathlib import Path
 from types import TracebackType
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 from kafka import KafkaConsumer, KafkaProducer
@@ -43,8 +48,8 @@ from consumer.alarms import EVERY, RankThresholds
 from consumer.archive import WindowArchive
 from consumer.calibration import CalibrationCache
 from consumer.champion import Champion
-from consumer.checkpoint import Checkpoint
-from consumer.dead_letters import DeadLetters
+from consumer.checkpoint import CheckpointError, InFlight, Resume
+from consumer.dead_letters import DeadLetter, DeadLetters
 from consumer.decoding import MalformedRowError
 from consumer.detection import DriftResult
 from consumer.episodes import Transition
@@ -52,8 +57,9 @@ from consumer.events import DriftEvent, event_id_for
 from consumer.lanes import Lane
 from consumer.metrics import ConsumerMetrics
 from consumer.model_updates import ModelUpdateFollower
+from consumer.partitions import PartitionStreams
 from consumer.settings import ConsumerSettings
-from consumer.windowing import CountWindower, Window
+from consumer.windowing import Window
 from models.registry import Registry, RegistryError
 from producer.messages import RowMessage
 
@@ -96,6 +102,14 @@ class Stats:
         )
 
 
+class Row(NamedTuple):
+    """A valid row in a window: the decoded message, and its record's bytes for a dead letter."""
+
+    message: RowMessage
+    key: bytes | None
+    value: bytes | None
+
+
 @dataclass(frozen=True)
 class _ArchivedWindow:
     """What the archive thread writes for one window, and the event it then publishes."""
@@ -113,10 +127,19 @@ class _ArchivedWindow:
 @dataclass
 class _Judged:
     tp: TopicPartition
-    window: Window[RowMessage]
+    stream: str
+    window: Window[Row]
     values: np.ndarray
     result: DriftResult
     seconds: float
+
+
+@dataclass
+class _Poll:
+    """One poll's outcome: the windows it completed and the rows it rejected."""
+
+    completed: list[tuple[TopicPartition, str, Window[Row]]] = field(default_factory=list)
+    dead: list[DeadLetter] = field(default_factory=list)
 
 
 class DriftMonitor:
@@ -130,9 +153,11 @@ class DriftMonitor:
     settings
         Window, detector and topic settings.
     consumer
-        A consumer with auto-commit off; :meth:`run` subscribes it.
+        A consumer with auto-commit off, reading committed messages only; :meth:`run`
+        subscribes it.
     producer
-        An idempotent ``acks=all`` producer for drift events and dead letters.
+        A transactional producer (``init_transactions`` done) for drift events and
+        dead letters.
     champion
         The model to judge windows for.
     archive
@@ -166,14 +191,14 @@ class DriftMonitor:
         self.metrics.model(champion.metadata.model_name, champion.metadata.version)
         self.dead_letters = DeadLetters(producer, settings.dlq_topic, self.metrics)
         self.stats = Stats(dead_letters=self.dead_letters.counts)
-        self.checkpoint = Checkpoint(consumer)
+        self.in_flight = InFlight()
         self.calibration = CalibrationCache(settings.artifact_root)
         if settings.alarm == "rank":
             # Shipped for the default baseline size; another size is simulated once and
             # cached, here at start-up rather than when the first baseline completes.
             self.calibration.get(settings.alarm_warmup_rows, EVERY)
-        self._windowers: dict[TopicPartition, CountWindower[RowMessage]] = {}
-        self._lanes: dict[TopicPartition, Lane] = {}
+        self._partitions: dict[TopicPartition, PartitionStreams[Row]] = {}
+        self._lanes: dict[tuple[TopicPartition, str], Lane] = {}
         self._writer: ThreadPoolExecutor | None = None
 
     # -- the loop ---------------------------------------------------------------
@@ -181,16 +206,17 @@ class DriftMonitor:
     def run(self, should_stop: Callable[[], bool], idle_timeout: float | None = None) -> Stats:
         """Poll and judge until ``should_stop()`` is true (or ``idle_timeout`` s without rows).
 
-        Leaves every finished window committed. If judging, archiving or publishing
-        fails, the error propagates and nothing past the last durable window is
-        committed: a restarted consumer judges those windows again.
+        Leaves every finished window committed. If archiving or the transaction
+        fails, the error propagates and nothing of that poll is committed: whoever
+        reads the partitions next judges those windows again.
         """
         self.consumer.subscribe([self.settings.rows_topic], listener=_Rebalance(self))
         logger.info(
-            "consuming topic=%s group=%s window=%d step=%d backend=%s alarm=%s "
+            "consuming topic=%s group=%s instance=%s window=%d step=%d backend=%s alarm=%s "
             "false_alarm_rows=%d model=%s",
             self.settings.rows_topic,
             self.settings.group_id,
+            self.settings.member_id,
             self.settings.window_size,
             self.settings.step,
             self.settings.ks_backend,
@@ -223,72 +249,127 @@ class DriftMonitor:
                     last_rows = time.monotonic()
                     self.process(batch)
                 else:
-                    self.checkpoint.settle(wait=False)
+                    self.in_flight.settle(wait=False)
                     if idle_timeout is not None and time.monotonic() - last_rows > idle_timeout:
                         break
-            # Only on a clean stop: after a failure the windows of the failed poll have
-            # left their windowers unarchived, and committing now would skip them.
-            self.checkpoint.settle(wait=True)
-            self.checkpoint.commit()
+            self.in_flight.settle(wait=True)
         finally:
             self._writer.shutdown(wait=True)
             self._writer = None
-            self.checkpoint.abandon()
+            self.in_flight.abandon()
             if thawed:
                 gc.unfreeze()
         return self.stats
 
     def process(self, batch: dict[TopicPartition, list[Any]]) -> None:
-        """Handle one poll's records: window them, judge, hand off; commit what became durable."""
-        completed = self._window(batch)
-        windows = self._judge(completed) if completed else []
-        # Acknowledged before the poll's positions are handed to the checkpoint.
-        self.dead_letters.wait()
-        write = None
-        if windows:
-            assert self._writer is not None, "process() runs inside run()"
-            write = partial(self._writer.submit, self._archive, windows)
-        self.checkpoint.hand_off(write)
+        """Handle one poll's records: window, judge, then archive and commit (in flight)."""
+        poll = self._window(batch)
+        windows = self._judge(poll) if poll.completed else []
+        offsets = {tp: self._partitions[tp].commit().commit() for tp in batch}
+        # Taken now, on this thread: the generation the poll was read in, which the
+        # broker checks when the transaction commits the offsets (KIP-447).
+        group = self.consumer.group_metadata()
+        assert self._writer is not None, "process() runs inside run()"
+        self.in_flight.hand_off(
+            partial(self._writer.submit, self._commit, windows, poll.dead, offsets, group)
+        )
 
-    def _window(
-        self, batch: dict[TopicPartition, list[Any]]
-    ) -> list[tuple[TopicPartition, Window[RowMessage]]]:
-        """Decode a poll's records into their partitions' windowers; the windows completed.
+    def _window(self, batch: dict[TopicPartition, list[Any]]) -> _Poll:
+        """Decode a poll's records into their partition's stream windowers.
 
-        Malformed records go to the dead-letter topic. Each partition's position is
-        stored in the checkpoint.
+        Rows the partition's committed metadata names as done are skipped; rows that
+        do not decode are noted as dead letters.
         """
-        completed: list[tuple[TopicPartition, Window[RowMessage]]] = []
+        poll = _Poll()
         decoder = self.champion.decoder
         for tp, records in batch.items():
-            windower = self._windowers.get(tp)
-            if windower is None:
-                windower = self._windowers[tp] = CountWindower(
-                    self.settings.window_size, self.settings.step
-                )
-            decoded = decoder.decode_all([record.value for record in records])
-            for record, message in zip(records, decoded, strict=True):
-                if isinstance(message, MalformedRowError):
-                    self.dead_letters.send(record, message)
-                    continue
-                window = windower.add(record.offset, message)
-                if window is not None:
-                    completed.append((tp, window))
-            self.stats.rows += len(records)
-            self.metrics.rows.inc(len(records))
             if not records:
                 continue
+            part = self._partition(tp)
+            decoded = decoder.decode_all([record.value for record in records])
+            fresh = 0
+            for record, message in zip(records, decoded, strict=True):
+                stream = None if isinstance(message, MalformedRowError) else message.stream
+                if not part.admits(record.offset, stream):
+                    continue  # Dealt with before the last commit.
+                fresh += 1
+                if isinstance(message, MalformedRowError):
+                    poll.dead.append(
+                        self.dead_letters.note(
+                            tp.topic, tp.partition, record.offset, record.key, record.value, message
+                        )
+                    )
+                    continue
+                window = part.add(
+                    record.offset, message.stream, Row(message, record.key, record.value)
+                )
+                if window is not None:
+                    poll.completed.append((tp, message.stream, window))
             last_offset = records[-1].offset
-            self.checkpoint.store(tp, last_offset, windower.pending_offset)
+            part.read_through(last_offset)
+            self.stats.rows += fresh
+            self.metrics.rows.inc(fresh)
             highwater = self.consumer.highwater(tp)
             if highwater is not None:
                 self.metrics.lag.labels(topic=tp.topic, partition=str(tp.partition)).set(
                     highwater - last_offset - 1
                 )
-        return completed
+        return poll
 
-    def _archive(self, windows: list[_ArchivedWindow]) -> None:
-        """On the archive thread: write the windows, make them durable, publish drift events."""
+    def _partition(self, tp: TopicPartition) -> PartitionStreams[Row]:
+        """The partition's streams, resumed from its committed offset and metadata."""
+        part = self._partitions.get(tp)
+        if part is None:
+            committed = self.consumer.committed(tp, metadata=True)
+            resume = (
+                Resume(0, 0)
+                if committed is None
+                else Resume.decode(committed.offset, committed.metadata)
+            )
+            self._check_shared_archive(tp, resume)
+            part = self._partitions[tp] = PartitionStreams(
+                resume, self.settings.window_size, self.settings.step
+            )
+            if resume.streams:
+                logger.info(
+                    "resuming partition=%s/%d at offset=%d; archived already: %s",
+                    tp.topic,
+                    tp.partition,
+                    resume.offset,
+                    ", ".join(f"{s} below {o}" for s, o in sorted(resume.streams.items())),
+                )
+        return part
+
+    def _check_shared_archive(self, tp: TopicPartition, resume: Resume) -> None:
+        """Fail if the commit names archived windows this consumer's archive lacks.
+
+        Consumers of one group must archive to one artifact root (a shared file
+        system across hosts): the retraining reads a stream's windows from every
+        partition, and a consumer resuming a partition relies on the windows its
+        previous owner archived.
+        """
+        for stream in resume.streams:
+            directory = self.archive.directory_for(tp.topic, stream, tp.partition)
+            if not directory.is_dir():
+                raise CheckpointError(
+                    f"partition {tp.topic}/{tp.partition} was committed with archived "
+                    f"windows of stream {stream!r}, but {directory} does not exist: every "
+                    "consumer of a group must use the same artifact root (a shared file "
+                    "system when they run on several hosts)"
+                )
+
+    def _commit(
+        self,
+        windows: list[_ArchivedWindow],
+        dead: list[DeadLetter],
+        offsets: dict[TopicPartition, Any],
+        group: Any,
+    ) -> None:
+        """On the archive thread: archive the poll's windows, then commit it in a transaction.
+
+        The transaction carries the poll's drift events, its dead letters and its
+        offsets; it is aborted if any part fails, and the error propagates.
+        """
         for window in windows:
             self.archive.write_rows(
                 window.path,
@@ -303,23 +384,37 @@ class DriftMonitor:
         self.archive.sync()
         # Published only now: a reader of the event (the retraining DAG) finds the
         # window in the archive.
-        self._publish([w.event for w in windows if w.event.announces])
+        events = [w.event for w in windows if w.event.announces]
+        self._transaction(events, dead, offsets, group)
 
-    def _publish(self, events: list[DriftEvent]) -> None:
-        """Send drift events and wait for the broker's acknowledgement of each."""
-        sent = [
-            (
-                e,
+    def _transaction(
+        self,
+        events: list[DriftEvent],
+        dead: list[DeadLetter],
+        offsets: dict[TopicPartition, Any] | None = None,
+        group: Any = None,
+    ) -> None:
+        """Send drift events and dead letters, and commit offsets, in one transaction."""
+        if not events and not dead and not offsets:
+            return
+        self.producer.begin_transaction()
+        try:
+            sent = [
                 self.producer.send(
                     self.settings.drift_topic, key=e.stream.encode(), value=e.to_bytes()
-                ),
-            )
-            for e in events
-        ]
-        if sent:
-            self.producer.flush()
-        for event, future in sent:
-            future.get(timeout=0)  # Raises the delivery error: the poll is never committed.
+                )
+                for e in events
+            ]
+            letters = self.dead_letters.send(dead)
+            if offsets:
+                self.producer.send_offsets_to_transaction(offsets, group)
+            self.producer.commit_transaction()
+            for future in [*sent, *letters]:
+                future.get(timeout=0)  # Raises a delivery error the commit did not.
+        except BaseException:
+            _abort(self.producer)
+            raise
+        for event in events:
             state = "onset" if event.episode is None else event.episode.state
             self.metrics.drift_events.labels(state=state).inc()
 
@@ -363,10 +458,10 @@ class DriftMonitor:
         """Before a champion switch: resolve every open episode and announce it; new lanes.
 
         The in-flight poll is settled first, so the last window an announcement refers
-        to is archived. A crash between the switch and the acknowledgement loses the
-        announcement (the new champion is in the registry either way).
+        to is archived. A crash between the switch and the announcement's transaction
+        loses the announcement (the new champion is in the registry either way).
         """
-        self.checkpoint.settle(wait=True)
+        self.in_flight.settle(wait=True)
         resolutions = []
         for lane in self._lanes.values():
             transition = lane.episodes.rebaseline(reason)
@@ -374,13 +469,14 @@ class DriftMonitor:
                 event = lane.last_event.resolution(reason, suffix, datetime.now(UTC))
                 resolutions.append(event)
                 self._log_resolution(event, transition)
-        self._publish(resolutions)
+        self._transaction(resolutions, [])
         # The new champion's reference and features: the lanes start over, warming up.
         self._lanes.clear()
         self._count_open_episodes()
 
-    def _lane(self, tp: TopicPartition) -> Lane:
-        lane = self._lanes.get(tp)
+    def _lane(self, tp: TopicPartition, stream: str) -> Lane:
+        """The alarm and episodes of one stream in one partition."""
+        lane = self._lanes.get((tp, stream))
         if lane is None:
             budget = float(self.settings.false_alarm_rows)
             calibration = self.calibration
@@ -388,7 +484,7 @@ class DriftMonitor:
             def thresholds(baseline_rows: int, features: int) -> RankThresholds:
                 return calibration.get(baseline_rows, EVERY).thresholds(features, budget)
 
-            lane = self._lanes[tp] = Lane(
+            lane = self._lanes[tp, stream] = Lane(
                 self.settings.alarm,
                 self.champion.metadata.feature_names,
                 n_reference=self.champion.metadata.reference_rows,
@@ -397,24 +493,27 @@ class DriftMonitor:
                 thresholds=thresholds,
                 warmup_rows=self.settings.alarm_warmup_rows,
                 resolve_after=self.settings.episode_clean_windows,
-                seed=tp.partition,
+                # Tie-breaking differs between lanes and repeats after a restart.
+                seed=zlib.crc32(f"{tp.partition}/{stream}".encode()),
             )
         return lane
 
-    def _observe(self, judged: list[_Judged]) -> None:
-        """Give each partition's alarm the rows of its closed windows it has not seen, at once.
+    def _observe(self, poll: _Poll, judged: list[_Judged]) -> list[_Judged]:
+        """Give each lane's alarm the rows of its closed windows it has not seen, at once.
 
-        Per partition in one call, so that the alarm's cost is paid per poll, not per
-        row or window. Its firings carry their row's offset, and each window takes
-        those up to its last row, so the verdicts are what feeding rows one by one
-        would give. (Rows of a window still open reach the alarm when it closes: its
-        verdict cannot be announced sooner.)
+        Per lane in one call, so that the alarm's cost is paid per poll, not per row or
+        window. Its firings carry their row's offset, and each window takes those up to
+        its last row, so the verdicts are what feeding rows one by one would give.
+        (Rows of a window still open reach the alarm when it closes: its verdict cannot
+        be announced sooner.) A lane whose alarm fails is dropped and its windows are
+        rejected; the others' are returned.
         """
-        by_partition: dict[TopicPartition, list[_Judged]] = {}
+        by_lane: dict[tuple[TopicPartition, str], list[_Judged]] = {}
         for item in judged:
-            by_partition.setdefault(item.tp, []).append(item)
-        for tp, items in by_partition.items():
-            lane = self._lane(tp)
+            by_lane.setdefault((item.tp, item.stream), []).append(item)
+        kept = []
+        for (tp, stream), items in by_lane.items():
+            lane = self._lane(tp, stream)
             values, offsets = [], []
             seen = lane.observed_through
             for item in items:
@@ -423,10 +522,39 @@ class DriftMonitor:
                 values.append(item.values[new])
                 offsets.append(at[new])
                 seen = int(at[-1])
-            lane.observe(np.concatenate(values), np.concatenate(offsets))
+            try:
+                lane.observe(np.concatenate(values), np.concatenate(offsets))
+            except Exception as err:  # a bad window must not stop the loop
+                self._lanes.pop((tp, stream), None)
+                for item in items:
+                    self._reject(poll, item.tp, item.window, err)
+                continue
+            kept.extend(items)
+        return kept
 
-    def _matrix(self, rows: list[RowMessage]) -> np.ndarray:
-        return np.array(list(map(self.champion.decoder.values, rows)), dtype=np.float64)
+    def _matrix(self, rows: tuple[Row, ...]) -> np.ndarray:
+        values = self.champion.decoder.values
+        return np.array([values(row.message) for row in rows], dtype=np.float64)
+
+    def _reject(
+        self, poll: _Poll, tp: TopicPartition, window: Window[Row], err: BaseException
+    ) -> None:
+        """Dead-letter a window whose judging failed, row by row, with the error."""
+        logger.error(
+            "window=%s/%d/%d could not be judged, dead-lettering its %d rows: %s: %s",
+            tp.topic,
+            tp.partition,
+            window.first_offset,
+            len(window.items),
+            type(err).__name__,
+            err,
+            exc_info=err,
+        )
+        error = MalformedRowError("window-failed", f"{type(err).__name__}: {err}")
+        for offset, row in zip(window.offsets, window.items, strict=True):
+            poll.dead.append(
+                self.dead_letters.note(tp.topic, tp.partition, offset, row.key, row.value, error)
+            )
 
     def close(self) -> None:
         """Flush and close the clients the monitor was given."""
@@ -453,23 +581,36 @@ class DriftMonitor:
 
     # -- judging ----------------------------------------------------------------
 
-    def _judge(
-        self, completed: list[tuple[TopicPartition, Window[RowMessage]]]
-    ) -> list[_ArchivedWindow]:
-        """Judge and log the completed windows; return what the archive thread is to write."""
+    def _judge(self, poll: _Poll) -> list[_ArchivedWindow]:
+        """Judge and log the poll's completed windows; what the archive thread is to write.
+
+        A window whose judging raises is dead-lettered (see :meth:`_reject`); the
+        others are judged as if it had not been there.
+        """
         champion = self.champion
         judged: list[_Judged] = []
-        for tp, window in completed:
-            values = self._matrix(list(window.items))
-            started = time.perf_counter()
-            result = champion.detector.predict(values)
-            judged.append(_Judged(tp, window, values, result, time.perf_counter() - started))
-        self._observe(judged)
-        accuracies = self._accuracies(judged)
+        for tp, stream, window in poll.completed:
+            try:
+                values = self._matrix(window.items)
+                started = time.perf_counter()
+                result = champion.detector.predict(values)
+            except Exception as err:  # a bad window must not stop the loop
+                self._reject(poll, tp, window, err)
+                continue
+            judged.append(
+                _Judged(tp, stream, window, values, result, time.perf_counter() - started)
+            )
+        judged = self._observe(poll, judged)
         archived = []
-        for item, (labeled, accuracy) in zip(judged, accuracies, strict=True):
+        for item, scored in zip(judged, self._accuracies(judged), strict=True):
+            try:
+                if isinstance(scored, Exception):
+                    raise scored
+                archived.append(self._record(item, *scored))
+            except Exception as err:  # a bad window must not stop the loop
+                self._reject(poll, item.tp, item.window, err)
+                continue
             self.metrics.window(item.result, champion.metadata.feature_names, item.seconds)
-            archived.append(self._record(item, labeled, accuracy))
         self._count_open_episodes()
         return archived
 
@@ -479,16 +620,34 @@ class DriftMonitor:
             sum(lane.episodes.open is not None for lane in self._lanes.values())
         )
 
-    def _accuracies(self, judged: list[_Judged]) -> list[tuple[int, float | None]]:
-        """The champion's accuracy on each window's labeled rows, in one predict call."""
+    def _accuracies(self, judged: list[_Judged]) -> list[tuple[int, float | None] | Exception]:
+        """The champion's accuracy on each window's labeled rows, in one predict call.
+
+        If the call fails, each window is scored on its own, and a window that fails
+        alone gets its error in place of its accuracy.
+        """
+        try:
+            return list(self._score(judged))
+        except Exception:  # find the window that fails
+            if len(judged) == 1:
+                raise
+        out: list[tuple[int, float | None] | Exception] = []
+        for item in judged:
+            try:
+                out.extend(self._score([item]))
+            except Exception as err:  # a bad window must not stop the loop
+                out.append(err)
+        return out
+
+    def _score(self, judged: list[_Judged]) -> list[tuple[int, float | None]]:
         rows: list[np.ndarray] = []
         labels: list[Any] = []
         counts: list[int] = []
         for item in judged:
-            mask = np.array([m.label is not None for m in item.window.items])
+            mask = np.array([row.message.label is not None for row in item.window.items])
             counts.append(int(mask.sum()))
             rows.append(item.values[mask])
-            labels.extend(m.label for m in item.window.items if m.label is not None)
+            labels.extend(r.message.label for r in item.window.items if r.message.label is not None)
         if not labels:
             return [(0, None)] * len(judged)
         predicted = self.champion.predict_labels(np.concatenate(rows))
@@ -503,14 +662,20 @@ class DriftMonitor:
 
     def _record(self, item: _Judged, labeled: int, accuracy: float | None) -> _ArchivedWindow:
         """Build the window's DriftEvent, log the window and any drift, count them."""
-        champion, window, result, tp = self.champion, item.window, item.result, item.tp
+        champion, result, tp = self.champion, item.result, item.tp
+        window = Window(
+            item.window.first_offset,
+            item.window.last_offset,
+            item.window.offsets,
+            tuple(row.message for row in item.window.items),
+        )
         names = champion.metadata.feature_names
         path = self.archive.path_for(
-            tp.topic, tp.partition, window.first_offset, window.last_offset
+            tp.topic, item.stream, tp.partition, window.first_offset, window.last_offset
         )
         event_id = event_id_for(tp.topic, tp.partition, window.first_offset, window.last_offset)
         judged_at = datetime.now(UTC)
-        lane = self._lane(tp)
+        lane = self._lane(tp, item.stream)
         verdict = lane.judge(
             event_id,
             window.first_offset,
@@ -541,9 +706,10 @@ class DriftMonitor:
         self.stats.drift_windows += result.is_drift
         lowest = int(np.argmin(result.p_values))
         logger.info(
-            "window=%s offsets=%d-%d size=%d min_p=%.3g min_p_feature=%s drift=%s alarm=%s%s "
-            "model=%s%s",
+            "window=%s stream=%s offsets=%d-%d size=%d min_p=%.3g min_p_feature=%s drift=%s "
+            "alarm=%s%s model=%s%s",
             window_id := event.window.window_id,
+            item.stream,
             window.first_offset,
             window.last_offset,
             len(window.items),
@@ -607,23 +773,44 @@ class DriftMonitor:
             event.event_id,
         )
 
-    def _forget(self, revoked: list[TopicPartition]) -> None:
-        """Drop revoked partitions' windows and offsets: another instance reads them now."""
-        for tp in revoked:
-            self._windowers.pop(tp, None)
-            self._lanes.pop(tp, None)
-        self.checkpoint.forget(revoked)
+    def _forget(self, revoked: list[TopicPartition], lost: bool = False) -> None:
+        """Hand revoked partitions over: finish the poll in flight, then drop their state.
+
+        The poll in flight commits the revoked partitions' offsets while this consumer
+        still owns them, so their next owner starts exactly where it ends. Partitions
+        ``lost`` (the group moved on without this consumer) cannot be committed any
+        more: the poll's transaction fails, and its windows are judged again by the
+        next owner.
+        """
+        try:
+            self.in_flight.settle(wait=True)
+        except Exception as err:
+            if not lost:
+                raise
+            logger.warning("partitions lost with a poll in flight, not committed: %s", err)
+        gone = set(revoked)
+        for tp in gone:
+            self._partitions.pop(tp, None)
+        for key in [key for key in self._lanes if key[0] in gone]:
+            del self._lanes[key]
+        self._count_open_episodes()
+
+
+def _abort(producer: KafkaProducer) -> None:
+    """Abort the open transaction, if the producer still can (a fatal error forbids it)."""
+    try:
+        producer.abort_transaction()
+    except Exception as err:  # the original error is the one to raise
+        logger.warning("could not abort the transaction: %s", err)
 
 
 class _Rebalance(ConsumerRebalanceListener):
-    """Forget a partition's windows when it moves to another instance.
+    """Finish the poll in flight, then forget a partition's windows, when it moves.
 
-    kafka-python 3 calls this on its IO thread, where nothing may block (a
-    synchronous commit there raises). Nothing needs to: every poll's sends are
-    acknowledged before :meth:`DriftMonitor.process` returns, and every durable
-    window's offset is committed asynchronously right after. If a commit is still
-    in flight, the partition's new owner judges those windows again, under the
-    same ids and into the same archive files.
+    kafka-python 3 calls this on its IO thread, before the consumer rejoins the group.
+    Waiting there for the archive thread is safe (the transaction runs on the
+    producer's own client) and is what keeps a partition's offsets and its windows
+    together: its new owner can be assigned it only after this returns.
     """
 
     def __init__(self, monitor: DriftMonitor) -> None:
@@ -631,6 +818,9 @@ class _Rebalance(ConsumerRebalanceListener):
 
     def on_partitions_revoked(self, revoked: Any) -> None:
         self.monitor._forget(list(revoked))
+
+    def on_partitions_lost(self, lost: Any) -> None:
+        self.monitor._forget(list(lost), lost=True)
 
     def on_partitions_assigned(self, assigned: Any) -> None:
         logger.info(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import socket
 from typing import Literal
 
 from pydantic import Field, model_validator
@@ -39,6 +40,17 @@ class ConsumerSettings(KafkaSettings, RegistrySettings):
     """``alibi`` runs Alibi Detect's KSDrift; ``fast`` gives the same p-values cheaper."""
     group_id: str = "driftloop-consumer"
     """Kafka consumer group; instances in one group share the rows topic's partitions."""
+    instance_id: str | None = Field(default=None, pattern=r"^[A-Za-z0-9._-]{1,200}$")
+    """This consumer's name in the group, unique per process (letters, digits, ``.``,
+    ``_``, ``-``); the host name by default. Restarted under the same name, a consumer
+    gets its partitions back at once (static membership), and its predecessor's open
+    transaction is aborted."""
+    session_timeout_ms: int = Field(default=10_000, ge=6_000, le=300_000)
+    """How long the group waits for a consumer that stopped answering before its
+    partitions go to the others (a restart under the same instance id is quicker)."""
+    transaction_timeout_ms: int = Field(default=10_000, ge=1_000, le=900_000)
+    """How long the broker keeps a dead consumer's open transaction before aborting it;
+    until then readers of committed messages wait on the drift and dead-letter topics."""
     max_poll_records: int = Field(default=2000, ge=1)
     """Most rows taken per poll; windows completed in one poll are scored together."""
     archive_fsync: bool = True
@@ -61,6 +73,19 @@ class ConsumerSettings(KafkaSettings, RegistrySettings):
                 f"({self.step}): one KS test per step must fit in the budget"
             )
         return self
+
+    @property
+    def member_id(self) -> str:
+        """The instance id, or this host's name (made valid for Kafka) when unset."""
+        if self.instance_id is not None:
+            return self.instance_id
+        host = "".join(c if c.isalnum() or c in "._-" else "-" for c in socket.gethostname())
+        return host.strip(".")[:200] or "driftloop-consumer"
+
+    @property
+    def transactional_id(self) -> str:
+        """The producer's transactional id: one per group member, kept across restarts."""
+        return f"{self.group_id}.{self.member_id}"
 
     @property
     def step(self) -> int:

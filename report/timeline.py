@@ -11,6 +11,7 @@ from pathlib import Path
 
 from pydantic import ValidationError
 
+from consumer.archive import verdict_files
 from consumer.events import DriftEvent
 from models.registry import Registry, RegistryError, VersionMetadata
 
@@ -213,15 +214,13 @@ def load_timeline(artifact_root: Path, topic: str | None = None) -> Timeline:
     damaged file never stops the report.
     """
     source = Path(artifact_root) / "archive"
-    pattern = "*/*/*.json"
     if topic is not None:
         if not topic or "/" in topic or "\\" in topic or topic in (".", ".."):
             raise ValueError(f"topic must be a topic name, got {topic!r}")
         source = source / topic
-        pattern = "*/*.json"
     events: list[DriftEvent] = []
     skipped: list[Path] = []
-    paths = sorted(source.glob(pattern)) if source.is_dir() else []
+    paths = verdict_files(Path(artifact_root), topic)
     for path in paths:
         try:
             events.append(DriftEvent.model_validate_json(path.read_bytes()))

@@ -2,33 +2,56 @@
 
 from __future__ import annotations
 
+from bisect import bisect_left
 from pathlib import Path
 
-from consumer.archive import archived_windows, select_windows
+from consumer.archive import (
+    archived_partitions,
+    archived_windows,
+    last_event_time,
+    select_windows,
+)
 from consumer.events import DriftEvent
 
 
 def training_windows(root: Path, event: DriftEvent, lookback: int) -> list[Path]:
-    """The archived windows a retrain for ``event`` uses, in order of first offset.
+    """The archived windows a retrain for ``event`` uses: its stream's, from every partition.
 
-    ``lookback`` windows before the drifted one and every window archived from it on,
-    in the drifted window's topic partition (see :func:`consumer.archive.select_windows`).
+    In the drifted window's partition: ``lookback`` windows before it and every window
+    from it on (see :func:`consumer.archive.select_windows`). In the stream's other
+    partitions, whose offsets do not compare: every window whose last row came at or
+    after the drifted window's first row (by event time), and ``lookback`` before.
 
     Parameters
     ----------
     root : pathlib.Path
-        The artifact root the consumer archives under.
+        The artifact root the consumers archive under.
     event : DriftEvent
-        The drift event; its window names the topic, partition and first offset.
+        The drift event; it names the stream, and its window the topic, partition,
+        first offset and first event time.
     lookback : int
-        Windows before the drifted one to include (``lookback_windows``).
+        Windows before the drifted one to include, per partition (``lookback_windows``).
 
     Returns
     -------
     list of pathlib.Path
-        The windows' ``.csv`` files; empty when nothing is archived for the partition.
+        The windows' ``.csv`` files, by partition, then first offset; empty when
+        nothing is archived for the stream.
+
+    Raises
+    ------
+    consumer.archive.ArchiveError
+        If a window needed to place the onset in another partition cannot be read.
     """
     window = event.window
-    return select_windows(
-        archived_windows(root, window.topic, window.partition), window.first_offset, lookback
-    )
+    chosen: list[Path] = []
+    for partition in archived_partitions(root, window.topic, event.stream):
+        files = archived_windows(root, window.topic, event.stream, partition)
+        if partition == window.partition:
+            chosen += select_windows(files, window.first_offset, lookback)
+        else:
+            # Event times grow along a partition, so the first window that reaches the
+            # onset is found by bisection, reading a few windows only.
+            start = bisect_left(files, window.first_event_time, key=last_event_time)
+            chosen += files[max(0, start - lookback) :]
+    return chosen

@@ -29,15 +29,19 @@ def drift_event(
     is_drift: bool = True,
     model_name: str = "classifier",
     features: tuple[str, ...] = ("sepal_length", "sepal_width", "petal_length", "petal_width"),
+    partition: int = 0,
 ) -> DriftEvent:
-    """A DriftEvent for window ``first..last`` of partition 0, judged for ``model_version``."""
+    """A DriftEvent for window ``first..last`` of a partition, judged for ``model_version``.
+
+    Row ``o`` of every partition has event time ``T0 + o`` seconds.
+    """
     return DriftEvent(
-        event_id=event_id_for(topic, 0, first, last),
+        event_id=event_id_for(topic, partition, first, last),
         stream="iris",
         detected_at=datetime.now(UTC),
         window=WindowRef(
             topic=topic,
-            partition=0,
+            partition=partition,
             first_offset=first,
             last_offset=last,
             size=last - first + 1,
@@ -70,8 +74,9 @@ def write_archive(
     labeled_every: int = 1,
     model_version: int = 1,
     seed: int = 7,
+    partition: int = 0,
 ) -> list[DriftEvent]:
-    """Archive ``rows`` Iris rows of a topic's partition 0 in tumbling windows; their events.
+    """Archive ``rows`` Iris rows of a topic's partition in tumbling windows; their events.
 
     Rows are drawn at random (seeded) from Iris; from offset ``drift_after`` on every
     feature gets Gaussian noise (mean 3, std 1). Only every ``labeled_every``-th row
@@ -88,7 +93,7 @@ def write_archive(
     events = []
     for first in range(0, rows, window):
         last = first + window - 1
-        path = archive.path_for(topic, 0, first, last)
+        path = archive.path_for(topic, "iris", partition, first, last)
         offsets = list(range(first, last + 1))
         archive.write_rows(
             path,
@@ -107,6 +112,7 @@ def write_archive(
             archive_path=path,
             is_drift=first >= drift_after,
             features=tuple(iris.feature_names),
+            partition=partition,
         )
         archive.write_verdict(path, event)
         events.append(event)

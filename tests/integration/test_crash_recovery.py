@@ -53,7 +53,7 @@ def test_kill_9_and_restart_yields_every_window_once(
         return log.read_text().count(text) if log.exists() else 0
 
     def verdicts() -> list[DriftEvent]:
-        directory = artifact_root / "archive" / kafka_settings.rows_topic / "0"
+        directory = artifact_root / "archive" / kafka_settings.rows_topic / "iris" / "0"
         return [DriftEvent.from_bytes(p.read_bytes()) for p in sorted(directory.glob("*.json"))]
 
     consumer = start_consumer(kafka_env, artifact_root, log)

@@ -64,6 +64,6 @@ def test_malformed_rows_are_dead_lettered_and_never_stop_the_loop(
     assert dict(stats.dead_letters) == {reason: 5 for reason in MALFORMED}
     # Every valid row entered exactly one tumbling window.
     assert stats.windows == sent_valid // 25
-    archive = artifact_root / "archive" / kafka_settings.rows_topic / "0"
+    archive = artifact_root / "archive" / kafka_settings.rows_topic / "iris" / "0"
     archived_rows = sum(len(p.read_text().splitlines()) - 1 for p in archive.glob("*.csv"))
     assert archived_rows == sent_valid

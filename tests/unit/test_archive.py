@@ -17,7 +17,7 @@ T0 = datetime(2026, 11, 27, 1, 2, 3, 456789, tzinfo=UTC)
 
 def write(archive: WindowArchive, values: np.ndarray, labels: list, times=None) -> Path:
     offsets = list(range(100, 100 + len(values)))
-    path = archive.path_for("rows", 0, offsets[0], offsets[-1])
+    path = archive.path_for("rows", "s", 0, offsets[0], offsets[-1])
     times = times or [T0 + timedelta(seconds=i) for i in range(len(values))]
     archive.write_rows(path, FEATURES, offsets, times, values, labels, "target")
     archive.sync()

@@ -1,157 +1,123 @@
-"""The checkpoint commits a poll's positions only once its windows are durable."""
+"""The checkpoint: what a commit says about a partition's streams, and one poll in flight."""
 
 from __future__ import annotations
 
 from concurrent.futures import Future
-from typing import Any
 
 import pytest
-from kafka.structs import TopicPartition
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
-from consumer.checkpoint import Checkpoint
-
-TP = TopicPartition("rows", 0)
-OTHER = TopicPartition("rows", 1)
-
-
-class CommitLog:
-    """A consumer's commit calls, with the async callbacks left for the test to run."""
-
-    def __init__(self) -> None:
-        self.commits: list[tuple[str, dict[TopicPartition, int]]] = []
-        self.callbacks: list[tuple[Any, Any]] = []
-
-    def commit_async(self, offsets: dict[TopicPartition, Any], callback: Any) -> None:
-        self.commits.append(("async", {tp: o.offset for tp, o in offsets.items()}))
-        self.callbacks.append((callback, offsets))
-
-    def commit(self, offsets: dict[TopicPartition, Any]) -> None:
-        self.commits.append(("sync", {tp: o.offset for tp, o in offsets.items()}))
-
-    def acknowledge(self, response: Any = None) -> None:
-        callback, offsets = self.callbacks.pop(0)
-        callback(offsets, response)
+from consumer.checkpoint import CheckpointError, InFlight, Resume
+from consumer.partitions import PartitionStreams
 
 
-def written() -> Future[None]:
-    done: Future[None] = Future()
-    done.set_result(None)
-    return done
+def test_the_position_is_the_first_row_an_open_window_needs() -> None:
+    part: PartitionStreams[int] = PartitionStreams(Resume(0, 0), size=3, step=3)
+    for offset, stream in enumerate("abab"):
+        part.add(offset, stream, offset)
+    part.read_through(3)
+    assert part.commit().offset == 0
+    part.add(4, "a", 4)  # a's window 0, 2, 4 closes; b's open from 1
+    part.read_through(4)
+    resume = part.commit()
+    assert (resume.offset, resume.streams, resume.read) == (1, {"a": 5}, 5)
 
 
-@pytest.fixture
-def log() -> CommitLog:
-    return CommitLog()
+def test_with_no_window_open_the_position_is_past_the_last_row_read() -> None:
+    part: PartitionStreams[int] = PartitionStreams(Resume(0, 0), size=2, step=2)
+    for offset in range(4):
+        part.add(offset, "a", offset)
+    part.read_through(6)  # rows 4 and 5 were dead-lettered
+    assert (part.commit().offset, part.commit().streams) == (7, {})
 
 
-@pytest.fixture
-def checkpoint(log: CommitLog) -> Checkpoint:
-    return Checkpoint(log)
+def test_metadata_from_another_tool_resumes_every_stream_at_the_offset() -> None:
+    for metadata in (None, "", "hello", '["a"]', '{"x": 1}'):
+        resume = Resume.decode(40, metadata)
+        assert (resume.offset, resume.read, resume.streams) == (40, 40, {})
 
 
-def test_position_is_the_open_windows_first_offset_or_past_the_last_read(
-    log: CommitLog, checkpoint: Checkpoint
+def test_unknown_or_broken_metadata_of_ours_is_a_clear_error() -> None:
+    with pytest.raises(CheckpointError, match="version 2"):
+        Resume.decode(40, '{"v": 2, "read": 50}')
+    with pytest.raises(CheckpointError, match="malformed"):
+        Resume.decode(40, '{"v": 1, "streams": {"a": 3}}')
+
+
+def test_consumers_cutting_other_windows_cannot_resume_each_other() -> None:
+    committed = Resume(100, 120, {"a": 110}, window=(50, 50))
+    with pytest.raises(CheckpointError, match="50/50, this one uses 20/20"):
+        PartitionStreams(committed, size=20, step=20)
+
+
+@settings(max_examples=200, derandomize=True, deadline=None)
+@given(
+    streams=st.lists(st.sampled_from("abc"), min_size=1, max_size=120),
+    dead=st.sets(st.integers(0, 119)),
+    cut=st.integers(0, 120),
+    size=st.integers(1, 6),
+    step_less=st.integers(0, 5),
+)
+def test_resuming_from_any_commit_cuts_the_windows_of_an_uninterrupted_run(
+    streams: list[str], dead: set[int], cut: int, size: int, step_less: int
 ) -> None:
-    checkpoint.store(TP, last_offset=79, needed=50)
-    checkpoint.store(OTHER, last_offset=9, needed=None)
-    checkpoint.hand_off(None)
-    assert log.commits == [("async", {TP: 50, OTHER: 10})]
+    """Stop after any row, commit, resume: the windows are those of one run, each once."""
+    step = max(1, size - step_less)
+    rows = [(o, None if o in dead else s) for o, s in enumerate(streams)]
+
+    def feed(part: PartitionStreams[int], rows: list[tuple[int, str | None]]) -> list[tuple]:
+        out = []
+        for offset, stream in rows:
+            if not part.admits(offset, stream) or stream is None:
+                continue
+            window = part.add(offset, stream, offset)
+            if window is not None:
+                out.append((stream, window.offsets))
+        if rows:
+            part.read_through(rows[-1][0])
+        return out
+
+    whole = feed(PartitionStreams(Resume(0, 0), size, step), rows)
+    first = PartitionStreams(Resume(0, 0), size, step)
+    before = feed(first, rows[:cut])
+    resume = Resume.decode(first.commit().offset, first.commit().encode())
+    after = feed(PartitionStreams(resume, size, step), rows[resume.offset :])
+    assert before + after == whole
+    assert len(set(before + after)) == len(before + after)
+    # Dead-lettered rows below the commit are not dead-lettered again.
+    again = [o for o in dead if o < len(rows) and not resume.handled(o, None)]
+    assert all(o >= cut for o in again)
 
 
-def test_a_poll_is_committed_only_once_its_write_is_done(
-    log: CommitLog, checkpoint: Checkpoint
-) -> None:
-    checkpoint.store(TP, last_offset=99, needed=None)
-    pending: Future[None] = Future()
-    checkpoint.hand_off(lambda: pending)
-    checkpoint.settle(wait=False)
-    assert log.commits == []
-    pending.set_result(None)
-    checkpoint.settle(wait=False)
-    assert log.commits == [("async", {TP: 100})]
+def done() -> Future[None]:
+    future: Future[None] = Future()
+    future.set_result(None)
+    return future
 
 
-def test_the_next_poll_waits_for_the_one_in_flight(log: CommitLog, checkpoint: Checkpoint) -> None:
-    pending: Future[None] = Future()
-    checkpoint.store(TP, last_offset=49, needed=None)
-    checkpoint.hand_off(lambda: pending)
-    checkpoint.store(TP, last_offset=99, needed=None)
+def test_the_next_poll_waits_for_the_one_in_flight() -> None:
+    in_flight = InFlight()
+    first: Future[None] = Future()
+    in_flight.hand_off(lambda: first)
+    in_flight.settle(wait=False)
+    assert in_flight.busy
+    started = []
 
     def second() -> Future[None]:
-        # Started only once the first poll's write is settled and committed.
-        assert log.commits == [("async", {TP: 50})]
-        return written()
+        started.append(first.done())
+        return done()
 
-    pending.set_result(None)
-    checkpoint.hand_off(second)
-    assert log.commits == [("async", {TP: 50})]
+    first.set_result(None)
+    in_flight.hand_off(second)
+    assert started == [True]
 
 
-def test_a_failed_write_is_raised_and_never_committed(
-    log: CommitLog, checkpoint: Checkpoint
-) -> None:
+def test_a_failed_poll_is_raised() -> None:
+    in_flight = InFlight()
     failed: Future[None] = Future()
     failed.set_exception(OSError("disk full"))
-    checkpoint.store(TP, last_offset=49, needed=None)
-    checkpoint.hand_off(lambda: failed)
+    in_flight.hand_off(lambda: failed)
     with pytest.raises(OSError, match="disk full"):
-        checkpoint.settle(wait=True)
-    checkpoint.settle(wait=True)
-    assert log.commits == []
-
-
-def test_one_async_commit_at_a_time_and_the_next_carries_the_rest(
-    log: CommitLog, checkpoint: Checkpoint
-) -> None:
-    checkpoint.store(TP, last_offset=49, needed=None)
-    checkpoint.hand_off(None)
-    checkpoint.store(TP, last_offset=99, needed=None)
-    checkpoint.hand_off(None)
-    assert log.commits == [("async", {TP: 50})]
-    log.acknowledge()
-    checkpoint.settle(wait=False)
-    assert log.commits == [("async", {TP: 50}), ("async", {TP: 100})]
-
-
-def test_a_failed_async_commit_is_sent_again(log: CommitLog, checkpoint: Checkpoint) -> None:
-    checkpoint.store(TP, last_offset=49, needed=None)
-    checkpoint.hand_off(None)
-    log.acknowledge(RuntimeError("coordinator moved"))
-    checkpoint.settle(wait=True)
-    checkpoint.commit()
-    assert log.commits == [("async", {TP: 50}), ("sync", {TP: 50})]
-
-
-def test_unchanged_and_revoked_partitions_are_not_committed(
-    log: CommitLog, checkpoint: Checkpoint
-) -> None:
-    checkpoint.store(TP, last_offset=49, needed=None)
-    checkpoint.store(OTHER, last_offset=49, needed=None)
-    checkpoint.hand_off(None)
-    log.acknowledge()
-    checkpoint.store(OTHER, last_offset=99, needed=None)
-    checkpoint.forget([OTHER])
-    checkpoint.commit()
-    assert log.commits == [("async", {TP: 50, OTHER: 50})]
-
-
-def test_a_revoked_partition_is_left_out_of_a_write_in_flight(
-    log: CommitLog, checkpoint: Checkpoint
-) -> None:
-    checkpoint.store(TP, last_offset=49, needed=None)
-    checkpoint.store(OTHER, last_offset=49, needed=None)
-    pending: Future[None] = Future()
-    checkpoint.hand_off(lambda: pending)
-    checkpoint.forget([OTHER])
-    pending.set_result(None)
-    checkpoint.settle(wait=True)
-    assert log.commits == [("async", {TP: 50})]
-
-
-def test_the_final_commit_refuses_while_a_poll_is_in_flight(checkpoint: Checkpoint) -> None:
-    checkpoint.store(TP, last_offset=49, needed=None)
-    checkpoint.hand_off(lambda: Future())
-    with pytest.raises(RuntimeError, match="settle them first"):
-        checkpoint.commit()
-    checkpoint.abandon()
-    checkpoint.commit()
+        in_flight.settle(wait=True)
+    assert not in_flight.busy

@@ -1,4 +1,8 @@
-"""The loop over stand-in clients: windows, dead letters, published events, commits."""
+"""The loop over stand-in clients: windows, dead letters, published events, commits.
+
+The stand-ins keep what a transaction does: sends and offsets take effect together
+at the commit, or not at all (the integration tests run the same against a broker).
+"""
 
 from __future__ import annotations
 
@@ -44,32 +48,27 @@ def record(offset: int, value: bytes) -> SimpleNamespace:
 
 
 class Consumer:
-    """Hands out the given polls, then nothing; runs commit callbacks on the next poll."""
+    """Hands out the given polls, then nothing; reads back what transactions committed."""
 
-    def __init__(self, polls: list[list[SimpleNamespace]]) -> None:
+    def __init__(self, polls: list[list[SimpleNamespace]], producer: Producer) -> None:
         self.polls = list(polls)
         self.end = sum(len(p) for p in polls)
-        self.commits: list[tuple[str, int]] = []
-        self._callbacks: list[Any] = []
+        self.producer = producer
 
     def subscribe(self, topics: list[str], listener: Any) -> None:
         listener.on_partitions_assigned([TP])
 
     def poll(self, timeout_ms: int, max_records: int) -> dict[TopicPartition, list[Any]]:
-        for callback, offsets in self._callbacks:
-            callback(offsets, None)
-        self._callbacks = []
         return {TP: self.polls.pop(0)} if self.polls else {}
 
     def highwater(self, tp: TopicPartition) -> int:
         return self.end
 
-    def commit_async(self, offsets: dict[TopicPartition, Any], callback: Any) -> None:
-        self.commits.append(("async", offsets[TP].offset))
-        self._callbacks.append((callback, offsets))
+    def committed(self, tp: TopicPartition, metadata: bool = False) -> Any:
+        return self.producer.offsets.get(tp)
 
-    def commit(self, offsets: dict[TopicPartition, Any]) -> None:
-        self.commits.append(("sync", offsets[TP].offset))
+    def group_metadata(self) -> str:
+        return "group"
 
 
 class Sent:
@@ -82,15 +81,51 @@ class Sent:
 
 
 class Producer:
-    """Acknowledges every send, except those to ``failing`` topics."""
+    """A transactional producer that fails every send to the ``failing`` topics.
+
+    ``sent`` holds what committed transactions published; ``commits`` the offset of
+    partition 0 each committed transaction carried.
+    """
 
     def __init__(self, failing: tuple[str, ...] = ()) -> None:
         self.failing = failing
         self.sent: list[tuple[str, dict[str, Any]]] = []
+        self.commits: list[int] = []
+        self.offsets: dict[TopicPartition, Any] = {}
+        self.fail_commits: set[int] = set()
+        """Transactions (counted from 1) whose commit fails."""
+        self._open: list[tuple[str, dict[str, Any]]] | None = None
+        self._offsets: dict[TopicPartition, Any] = {}
+        self._transactions = 0
+
+    def begin_transaction(self) -> None:
+        assert self._open is None, "one transaction at a time"
+        self._open, self._offsets = [], {}
 
     def send(self, topic: str, **kwargs: Any) -> Sent:
-        self.sent.append((topic, kwargs))
+        assert self._open is not None, "sends happen inside a transaction"
+        self._open.append((topic, kwargs))
         return Sent(KafkaTimeoutError("no broker") if topic in self.failing else None)
+
+    def send_offsets_to_transaction(self, offsets: dict[TopicPartition, Any], group: str) -> None:
+        self._offsets = dict(offsets)
+
+    def commit_transaction(self) -> None:
+        assert self._open is not None
+        self._transactions += 1
+        if any(topic in self.failing for topic, _ in self._open):
+            raise KafkaTimeoutError("a send of the transaction failed")
+        if self._transactions in self.fail_commits:
+            self.fail_commits.discard(self._transactions)
+            raise KafkaTimeoutError("the transaction's commit timed out")
+        self.sent += self._open
+        self.offsets.update(self._offsets)
+        if TP in self._offsets:
+            self.commits.append(self._offsets[TP].offset)
+        self._open = None
+
+    def abort_transaction(self) -> None:
+        self._open = None
 
     def flush(self) -> None:
         pass
@@ -147,8 +182,8 @@ def test_windows_are_judged_published_and_committed(tmp_path: Path) -> None:
         [record(i, row(i)) for i in range(10)],
         [record(i, row(i, shift=5.0)) for i in range(10, 25)],
     ]
-    consumer, producer = Consumer(polls), Producer()
-    m = monitor(tmp_path, consumer, producer)
+    producer = Producer()
+    m = monitor(tmp_path, Consumer(polls, producer), producer)
     stats = m.run(lambda: False, idle_timeout=0)
     assert (stats.rows, stats.windows, stats.drift_events) == (25, 2, 1)
     events = [DriftEvent.from_bytes(kw["value"]) for topic, kw in producer.sent]
@@ -156,38 +191,176 @@ def test_windows_are_judged_published_and_committed(tmp_path: Path) -> None:
     assert Path(events[0].archive_path).is_file()
     assert drift_metric(m) == (1.0, 1.0)
     # Each poll is committed once its windows are written, up to the open window (20-24).
-    assert consumer.commits == [("async", 10), ("async", 20)]
+    assert producer.commits == [10, 20]
 
 
 def test_the_drift_events_metric_counts_only_published_events(tmp_path: Path) -> None:
     polls = [[record(i, row(i, shift=5.0)) for i in range(20)]]
-    consumer = Consumer(polls)
-    m = monitor(tmp_path, consumer, Producer(failing=("drift-events",)))
+    producer = Producer(failing=("drift-events",))
+    m = monitor(tmp_path, Consumer(polls, producer), producer)
     with pytest.raises(KafkaTimeoutError):
         m.run(lambda: False, idle_timeout=0)
     # Both windows were judged drifted; the episode's onset did not reach the broker
     # (the second window, inside the episode, is not announced).
     assert drift_metric(m) == (0.0, 2.0)
-    assert consumer.commits == []
+    assert producer.commits == []
 
 
 def test_malformed_rows_are_dead_lettered_and_committed_past(tmp_path: Path) -> None:
     values = [row(i) for i in range(10)]
     values.insert(3, b"not json")
     polls = [[record(offset, value) for offset, value in enumerate(values)]]
-    consumer, producer = Consumer(polls), Producer()
-    stats = monitor(tmp_path, consumer, producer).run(lambda: False, idle_timeout=0)
+    producer = Producer()
+    stats = monitor(tmp_path, Consumer(polls, producer), producer).run(
+        lambda: False, idle_timeout=0
+    )
     assert (stats.windows, dict(stats.dead_letters)) == (1, {"not-json": 1})
     [(topic, sent)] = producer.sent
     assert (topic, sent["value"]) == ("rows-dlq", b"not json")
     assert dict(sent["headers"])[REASON_HEADER] == b"not-json"
-    assert consumer.commits == [("async", 11)]
+    assert producer.commits == [11]
 
 
 def test_a_dead_letter_that_cannot_be_sent_stops_the_commit(tmp_path: Path) -> None:
     polls = [[record(0, b"not json")]]
-    consumer = Consumer(polls)
-    m = monitor(tmp_path, consumer, Producer(failing=("rows-dlq",)))
+    producer = Producer(failing=("rows-dlq",))
+    m = monitor(tmp_path, Consumer(polls, producer), producer)
     with pytest.raises(KafkaTimeoutError):
         m.run(lambda: False, idle_timeout=0)
-    assert consumer.commits == []
+    assert producer.commits == []
+
+
+class Replay:
+    """A partition's records, read from the committed offset on, ``size`` per poll."""
+
+    def __init__(self, records: list[SimpleNamespace], producer: Producer, size: int) -> None:
+        committed = producer.offsets.get(TP)
+        self.position = 0 if committed is None else committed.offset
+        self.records, self.producer, self.size = records, producer, size
+        self.end = len(records)
+
+    def subscribe(self, topics: list[str], listener: Any) -> None:
+        listener.on_partitions_assigned([TP])
+
+    def poll(self, timeout_ms: int, max_records: int) -> dict[TopicPartition, list[Any]]:
+        batch = self.records[self.position : self.position + self.size]
+        self.position += len(batch)
+        return {TP: batch} if batch else {}
+
+    def highwater(self, tp: TopicPartition) -> int:
+        return self.end
+
+    def committed(self, tp: TopicPartition, metadata: bool = False) -> Any:
+        return self.producer.offsets.get(tp)
+
+    def group_metadata(self) -> str:
+        return "group"
+
+
+def two_streams(n: int, seed: int) -> list[SimpleNamespace]:
+    """``n`` rows of streams ``a`` and ``b`` interleaved at random, a malformed one now and then."""
+    rng = np.random.default_rng(seed)
+    records = []
+    for offset in range(n):
+        if rng.random() < 0.03:
+            value = b"not json"
+        else:
+            stream = "a" if rng.random() < 0.6 else "b"
+            value = RowMessage(
+                stream=stream,
+                seq=offset,
+                event_time=datetime(2026, 1, 1, tzinfo=UTC),
+                features={name: float(rng.normal()) for name in FEATURES},
+                label=0,
+            ).to_bytes()
+        records.append(record(offset, value))
+    return records
+
+
+def windows_of(producer: Producer, tmp_path: Path) -> list[tuple[str, tuple[int, ...]]]:
+    """Each archived window's stream and offsets, from the archive's rows files."""
+    out = []
+    for path in sorted((tmp_path / "archive" / TP.topic).glob("*/*/*.csv")):
+        offsets = tuple(int(line.split(",")[0]) for line in path.read_text().splitlines()[1:])
+        out.append((path.parent.parent.name, offsets))
+    return sorted(out)
+
+
+def test_streams_sharing_a_partition_never_share_a_window(tmp_path: Path) -> None:
+    records = two_streams(200, seed=1)
+    producer = Producer()
+    m = monitor(tmp_path, Replay(records, producer, size=37), producer)
+    m.run(lambda: False, idle_timeout=0)
+    windows = windows_of(producer, tmp_path)
+    streams = {
+        r.offset: RowMessage.from_bytes(r.value).stream for r in records if r.value[:1] == b"{"
+    }
+    assert {s for s, _ in windows} == {"a", "b"}
+    for stream, offsets in windows:
+        assert len(offsets) == WINDOW
+        assert {streams[o] for o in offsets} == {stream}
+    # Every verdict names its window's one stream.
+    for path in (tmp_path / "archive").rglob("*.json"):
+        assert DriftEvent.from_bytes(path.read_bytes()).stream == path.parent.parent.name
+
+
+@pytest.mark.parametrize("failing_commit", [1, 2, 3, 5])
+def test_a_consumer_restarted_after_a_failed_commit_repeats_nothing(
+    tmp_path: Path, failing_commit: int
+) -> None:
+    records = two_streams(300, seed=2)
+    # The reference: one run, nothing fails.
+    clean = Producer()
+    monitor(tmp_path / "clean", Replay(records, clean, size=41), clean).run(
+        lambda: False, idle_timeout=0
+    )
+    # The same stream, the given transaction failing: the consumer stops; a new one
+    # resumes from what was committed (the archive keeps what the failed poll wrote).
+    producer = Producer()
+    producer.fail_commits = {failing_commit}
+    with pytest.raises(KafkaTimeoutError):
+        monitor(tmp_path / "run", Replay(records, producer, size=41), producer).run(
+            lambda: False, idle_timeout=0
+        )
+    monitor(tmp_path / "run", Replay(records, producer, size=41), producer).run(
+        lambda: False, idle_timeout=0
+    )
+    assert windows_of(producer, tmp_path / "run") == windows_of(clean, tmp_path / "clean")
+    letters = sorted(
+        kw["value"] + bytes(dict(kw["headers"])["driftloop.source.offset"])
+        for topic, kw in producer.sent
+        if topic == "rows-dlq"
+    )
+    expected = sorted(
+        kw["value"] + bytes(dict(kw["headers"])["driftloop.source.offset"])
+        for topic, kw in clean.sent
+        if topic == "rows-dlq"
+    )
+    assert letters == expected and len(set(letters)) == len(letters)
+
+
+def test_a_window_that_cannot_be_judged_is_dead_lettered_and_the_loop_goes_on(
+    tmp_path: Path,
+) -> None:
+    records = [record(i, row(i)) for i in range(30)]
+    producer = Producer()
+    m = monitor(tmp_path, Replay(records, producer, size=30), producer)
+    real = m.champion.detector.predict
+    calls = []
+
+    def predict(values: np.ndarray) -> Any:
+        calls.append(len(values))
+        if len(calls) == 2:
+            raise FloatingPointError("overflow in the detector")
+        return real(values)
+
+    m.champion.detector.predict = predict  # type: ignore[method-assign]
+    stats = m.run(lambda: False, idle_timeout=0)
+    assert stats.windows == 2
+    assert dict(stats.dead_letters) == {"window-failed": WINDOW}
+    letters = [kw for topic, kw in producer.sent if topic == "rows-dlq"]
+    assert [int(dict(kw["headers"])["driftloop.source.offset"]) for kw in letters] == list(
+        range(10, 20)
+    )
+    assert b"overflow in the detector" in dict(letters[0]["headers"])["driftloop.error.detail"]
+    assert producer.commits == [30]

@@ -100,7 +100,7 @@ def test_the_page_adds_what_the_registry_says(root: Path, tmp_path: Path) -> Non
 
 
 def test_the_page_lists_skipped_files_and_says_when_it_was_made(root: Path) -> None:
-    garbage = root / "archive" / "rows" / "0" / "000000009000-000000009049.json"
+    garbage = root / "archive" / "rows" / "iris" / "0" / "000000009000-000000009049.json"
     garbage.write_text("{not json")
     made = datetime(2026, 12, 1, 10, 30, 5, tzinfo=UTC)
 

@@ -71,7 +71,7 @@ def test_a_p_value_of_zero_is_drawn_below_every_positive_one(root: Path) -> None
 def test_malformed_verdicts_are_skipped_with_a_warning(
     root: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
-    partition = root / "archive" / "rows" / "0"
+    partition = root / "archive" / "rows" / "iris" / "0"
     garbage = partition / "000000009000-000000009049.json"
     garbage.write_text("{not json")
     wrong = partition / "000000009050-000000009099.json"
@@ -91,11 +91,11 @@ def test_malformed_verdicts_are_skipped_with_a_warning(
     ("setup", "message"),
     [
         (lambda root: None, "does not exist"),
-        (lambda root: (root / "archive" / "rows" / "0").mkdir(parents=True), "no window verdicts"),
+        (lambda root: (root / "archive" / "rows" / "iris" / "0").mkdir(parents=True), "no window verdicts"),
         (
             lambda root: (
-                (root / "archive" / "rows" / "0").mkdir(parents=True),
-                (root / "archive" / "rows" / "0" / "0-1.json").write_text("[]"),
+                (root / "archive" / "rows" / "iris" / "0").mkdir(parents=True),
+                (root / "archive" / "rows" / "iris" / "0" / "0-1.json").write_text("[]"),
             ),
             "all 1 verdict files .* are malformed",
         ),

@@ -92,7 +92,8 @@ def archive(root: Path, events: list[DriftEvent]) -> None:
     for event in events:
         w = event.window
         windows.write_verdict(
-            windows.path_for(w.topic, w.partition, w.first_offset, w.last_offset), event
+            windows.path_for(w.topic, event.stream, w.partition, w.first_offset, w.last_offset),
+            event,
         )
 
 

@@ -19,16 +19,34 @@ def names(paths: list[Path]) -> list[int]:
 
 def test_training_windows_read_the_consumers_archive_layout(root: Path, iris: Dataset) -> None:
     events = write_archive(root, TOPIC, iris, rows=300, drift_after=150)
-    (root / "archive" / TOPIC / "0" / "notes.txt").write_text("not a window")
+    (root / "archive" / TOPIC / "iris" / "0" / "notes.txt").write_text("not a window")
     windows = training_windows(root, events[3], lookback=1)
     assert names(windows) == [100, 150, 200, 250]
-    assert all(w.parent == root / "archive" / TOPIC / "0" for w in windows)
+    assert all(w.parent == root / "archive" / TOPIC / "iris" / "0" for w in windows)
     assert training_windows(root, drift_event("other-topic", 0, 49), lookback=2) == []
+
+
+def test_a_streams_windows_come_from_every_partition_since_the_onset(
+    root: Path, iris: Dataset
+) -> None:
+    # The stream's rows spread over three partitions, row o of each at T0 + o seconds.
+    events = {
+        p: write_archive(root, TOPIC, iris, rows=300, drift_after=150, partition=p)
+        for p in (0, 1, 2)
+    }
+    windows = training_windows(root, events[1][3], lookback=1)
+    by_partition = {p: [w for w in windows if w.parent.name == str(p)] for p in (0, 1, 2)}
+    assert {p: names(ws) for p, ws in by_partition.items()} == {
+        p: [100, 150, 200, 250] for p in (0, 1, 2)
+    }
+    rows = read_labeled_rows(windows, FEATURES, "target")
+    assert len(rows) == 3 * 200  # the same offsets in three partitions are distinct rows
+    assert list(rows.partitions[:3]) == [0, 1, 2]  # ordered by event time, then partition
 
 
 def test_labeled_rows_are_deduplicated_ordered_and_labeled_only(root: Path, iris: Dataset) -> None:
     write_archive(root, TOPIC, iris, rows=200, window=50, labeled_every=2)
-    directory = root / "archive" / TOPIC / "0"
+    directory = root / "archive" / TOPIC / "iris" / "0"
     # A sliding window overlapping two tumbling ones repeats rows 25..74.
     header, *rows = [
         line

@@ -1,0 +1,102 @@
+"""One partition's streams: a windower each, and where each stands for the next commit."""
+
+from __future__ import annotations
+
+from typing import Generic, TypeVar
+
+from consumer.checkpoint import CheckpointError, Resume, resume_point
+from consumer.windowing import CountWindower, Window
+
+T = TypeVar("T")
+
+
+class PartitionStreams(Generic[T]):
+    """Cuts one partition's rows into windows per stream, resuming where the commit says.
+
+    Rows of two streams never share a window. Rows the committed metadata names as
+    dealt with (:meth:`Resume.handled`) are skipped by :meth:`admits`, so a stream's
+    windows after a restart or a move to another consumer are exactly those it would
+    have had.
+
+    Parameters
+    ----------
+    resume : Resume
+        The partition's committed position and metadata.
+    size, step : int
+        Window size and step.
+
+    Raises
+    ------
+    CheckpointError
+        If the commit was made by a consumer cutting other windows (another size or
+        step): the group's consumers must agree, or windows would overlap.
+
+    Examples
+    --------
+    Two streams interleaved in one partition. The commit after offset 4 resumes at
+    the open window of ``a`` (offset 3), and says that ``b``'s row 4 is archived:
+
+    >>> part = PartitionStreams(Resume(0, 0), size=2, step=2)
+    >>> for offset, stream in enumerate("aabab"):
+    ...     window = part.add(offset, stream, offset)
+    ...     if window is not None:
+    ...         print(stream, window.offsets)
+    a (0, 1)
+    b (2, 4)
+    >>> part.read_through(4)
+    >>> resume = part.commit()
+    >>> resume.offset, resume.streams
+    (3, {'b': 5})
+    >>> again = PartitionStreams(resume, size=2, step=2)
+    >>> [again.admits(offset, stream) for offset, stream in [(3, "a"), (4, "b")]]
+    [True, False]
+    """
+
+    def __init__(self, resume: Resume, size: int, step: int) -> None:
+        if resume.window is not None and resume.window != (size, step):
+            raise CheckpointError(
+                f"the partition was committed by a consumer with window size/step "
+                f"{resume.window[0]}/{resume.window[1]}, this one uses {size}/{step}: "
+                "every consumer of a group must cut the same windows"
+            )
+        self.resume = resume
+        self.size = size
+        self.step = step
+        self._windowers: dict[str, CountWindower[T]] = {}
+        self._finished: dict[str, int] = dict(resume.streams)
+        self._read = resume.offset
+
+    @property
+    def streams(self) -> list[str]:
+        """Streams seen in this partition since it was taken."""
+        return list(self._windowers)
+
+    def admits(self, offset: int, stream: str | None) -> bool:
+        """Whether the row at ``offset`` is new (not dealt with before the commit)."""
+        return not self.resume.handled(offset, stream)
+
+    def add(self, offset: int, stream: str, row: T) -> Window[T] | None:
+        """Add a valid row to its stream's windower; the window it completes, if any."""
+        windower = self._windowers.get(stream)
+        if windower is None:
+            windower = self._windowers[stream] = CountWindower(self.size, self.step)
+        window = windower.add(offset, row)
+        if window is not None:
+            self._finished[stream] = window.last_offset + 1
+        return window
+
+    def read_through(self, last_offset: int) -> None:
+        """Every row up to ``last_offset`` has been read (windowed, dead-lettered, skipped)."""
+        self._read = max(self._read, last_offset + 1)
+
+    def commit(self) -> Resume:
+        """The position and metadata to commit once the completed windows are durable."""
+        open_windows = {
+            stream: offset
+            for stream, windower in self._windowers.items()
+            if (offset := windower.pending_offset) is not None
+        }
+        resume = resume_point(self._read, open_windows, self._finished, (self.size, self.step))
+        # Streams at or below the position need no entry any more.
+        self._finished = {s: o for s, o in self._finished.items() if o > resume.offset}
+        return resume
