@@ -97,7 +97,9 @@ def test_consumer_judges_windows_after_a_model_update_against_the_new_reference(
     ]
     after = [e for e in events if e.window.first_offset >= 300]
     assert after == [], "the drifted data is what the new champion was trained on"
-    verdicts = sorted((artifact_root / "archive" / kafka_settings.rows_topic / "iris" / "0").glob("*.json"))
+    verdicts = sorted(
+        (artifact_root / "archive" / kafka_settings.rows_topic / "iris" / "0").glob("*.json")
+    )
     judged_by = [json.loads(p.read_text())["model_version"] for p in verdicts]
     assert judged_by == [1] * 6 + [2] * 6
     reference = {json.loads(p.read_text())["reference_sha256"] for p in verdicts[6:]}

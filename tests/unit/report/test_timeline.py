@@ -91,7 +91,10 @@ def test_malformed_verdicts_are_skipped_with_a_warning(
     ("setup", "message"),
     [
         (lambda root: None, "does not exist"),
-        (lambda root: (root / "archive" / "rows" / "iris" / "0").mkdir(parents=True), "no window verdicts"),
+        (
+            lambda root: (root / "archive" / "rows" / "iris" / "0").mkdir(parents=True),
+            "no window verdicts",
+        ),
         (
             lambda root: (
                 (root / "archive" / "rows" / "iris" / "0").mkdir(parents=True),
