@@ -26,7 +26,8 @@ def parse_args(argv: list[str] | None) -> tuple[ConsumerSettings, LogSettings, f
         prog="python -m consumer",
         epilog="`python -m consumer report --help`: render the drift timeline (PNG and HTML) "
         "from what the consumer archived.",
-        description="Window the rows topic per partition, run Alibi Detect's KSDrift on each "
+        description="Window the rows topic per partition and stream, run Alibi Detect's "
+        "KSDrift on each "
         "window against the champion model's reference data and log every window; a drift "
         "alarm sized by --false-alarm-rows opens a drift episode, whose onset and resolution "
         "are published as DriftEvents. Every flag can also be set in the "
@@ -75,13 +76,17 @@ def serve(
     """Build the monitor from ``settings``, then judge windows until ``should_stop()``.
 
     Exit codes: 0 after a clean stop, 1 when no broker answers, 2 for no usable
-    champion model.
+    champion model, 3 when a newer consumer took over this one's instance id, 4 when
+    the committed offsets cannot be followed (another window size, another archive).
     """
     # Imported here, after the signal handlers: these imports are most of start-up.
     from broker.clients import quiet_client_logs
     from broker.errors import BrokerUnavailableError
     from consumer.assembly import build_monitor
+    from kafka.errors import FencedInstanceIdError, KafkaError, ProducerFencedError
+
     from consumer.champion import NoChampionError
+    from consumer.checkpoint import CheckpointError
     from models.registry import RegistryError
 
     quiet_client_logs()
@@ -96,10 +101,34 @@ def serve(
     except (NoChampionError, RegistryError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
-    with monitor:
-        stats = monitor.run(should_stop, idle_timeout=idle_exit)
+    try:
+        with monitor:
+            stats = monitor.run(should_stop, idle_timeout=idle_exit)
+    except CheckpointError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 4
+    except KafkaError as err:
+        if not _fenced(err, (FencedInstanceIdError, ProducerFencedError)):
+            raise
+        print(
+            f"error: another consumer of group {settings.group_id!r} started as instance "
+            f"{settings.member_id!r} and took over; this one stops. Give every consumer "
+            "process its own --instance-id (DRIFTLOOP_INSTANCE_ID).",
+            file=sys.stderr,
+        )
+        return 3
     logger.info("stopped: %s", stats.summary())
     return 0
+
+
+def _fenced(err: BaseException, kinds: tuple[type[BaseException], ...]) -> bool:
+    """Whether ``err``, or an error it was raised from, is one of ``kinds``."""
+    seen: BaseException | None = err
+    while seen is not None:
+        if isinstance(seen, kinds):
+            return True
+        seen = seen.__cause__ or seen.__context__
+    return False
 
 
 if __name__ == "__main__":

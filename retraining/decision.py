@@ -51,7 +51,8 @@ def decide(event: EventLike, settings: RetrainSettings, run_id: str) -> Decision
     (duplicate; a claim by ``run_id`` itself means a retried task resumes); it was
     judged for the current champion (stale); no retrain promoted a model in the last
     ``cooldown_seconds`` (cooldown); the windows a retrain would use hold at least
-    ``min_labeled_rows`` labeled rows.
+    ``min_labeled_rows`` labeled rows; no other run retrains the same stream against
+    the same champion (the onsets of one drift in several partitions: duplicate).
 
     Parameters
     ----------
@@ -144,6 +145,17 @@ def _decide(event: DriftEvent, settings: RetrainSettings, run_id: str) -> Decisi
             "skip",
             f"too few labeled rows: {labeled} in {len(windows)} archived window(s), "
             f"min_labeled_rows={settings.min_labeled_rows}",
+        )
+    # One retrain per stream and champion version: a stream spread over partitions
+    # raises an onset in each for one drift.
+    held = ledger.hold_stream(
+        event.stream, event.model_version, event.event_id, run_id, settings.cooldown_seconds
+    )
+    if held.run_id != run_id:
+        return Decision(
+            "skip",
+            f"duplicate: stream {event.stream!r} is retrained against v{event.model_version} "
+            f"for event {held.event_id} by run {held.run_id}",
         )
     # Claimed only once every check passed, so a claim always means a retrain; of two
     # runs that got this far, one wins and the other skips as a duplicate.

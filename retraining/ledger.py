@@ -13,6 +13,7 @@ from typing import Any, Literal
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, ValidationError
 
+from consumer.archive import stream_directory
 from data.durable import fsync_dir, write_atomic, write_temp
 from models.registry import Registry, RegistryError, RegistrySettings
 
@@ -20,6 +21,11 @@ logger = logging.getLogger(__name__)
 
 HANDLED_DIR = "handled"
 """Directory of the handled-events ledger inside a model's registry directory."""
+STREAMS_DIR = "streams"
+"""Directory, inside the ledger's, of the retrain held per stream and champion version."""
+
+STALE_HOLD_S = 3600.0
+"""Age after which an unfinished retrain hold is taken to belong to a run that died."""
 
 _EVENT_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,200}")
 
@@ -144,6 +150,45 @@ class HandledLedger:
             return HandledRecord.model_validate_json(raw)
         except ValidationError as err:
             raise RegistryError(f"ledger record {path} is malformed: {err}") from err
+
+    def stream_path(self, stream: str, model_version: int) -> Path:
+        """Where the retrain held for a stream against a champion version is recorded."""
+        return self.directory / STREAMS_DIR / f"{stream_directory(stream)}-v{model_version}.json"
+
+    def hold_stream(
+        self, stream: str, model_version: int, event_id: str, run_id: str, busy_for: float
+    ) -> HandledRecord:
+        """Hold the retrain of ``stream`` against ``model_version`` for a run, or say who has it.
+
+        A stream spread over partitions raises one onset per partition for one drift:
+        the first run to get here retrains, and the others find it held. A hold ends
+        when its event's outcome is recorded and ``busy_for`` seconds have passed since
+        it was taken (the cooldown), or after ``STALE_HOLD_S`` (a run that died).
+
+        Returns
+        -------
+        HandledRecord
+            The hold now on disk; its ``run_id`` is ``run_id`` when this run holds it.
+        """
+        path = self.stream_path(stream, model_version)
+        mine = HandledRecord(event_id=event_id, run_id=run_id, claimed_at=datetime.now(UTC))
+        data = mine.model_dump_json(indent=2).encode()
+        path.parent.mkdir(parents=True, exist_ok=True)
+        if _create_exclusive(path, data):
+            return mine
+        try:
+            held = HandledRecord.model_validate_json(path.read_bytes())
+        except (OSError, ValidationError) as err:
+            raise RegistryError(f"cannot read the stream's retrain hold {path}: {err}") from err
+        if held.run_id == run_id:
+            return held
+        age = (datetime.now(UTC) - held.claimed_at).total_seconds()
+        event = self.get(held.event_id)
+        finished = event is not None and event.outcome is not None
+        if age < STALE_HOLD_S and (not finished or age < busy_for):
+            return held
+        write_atomic(path, data)
+        return mine
 
     def claim(self, event_id: str, run_id: str) -> HandledRecord:
         """Claim an event for a run, or return the record of whoever has it.

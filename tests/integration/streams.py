@@ -65,8 +65,16 @@ def consume_windows(
 
 
 def read_topic(kafka: KafkaSettings, topic: str, timeout: float = 15.0) -> list[Any]:
-    """Every record of ``topic``, from the start to its end offsets at the time of the call."""
-    consumer = KafkaConsumer(bootstrap_servers=kafka.servers, enable_auto_commit=False)
+    """Every committed record of ``topic``, from the start to its end at the time of the call.
+
+    Read as every reader of driftloop's topics should: committed messages only, so the
+    sends of an aborted transaction (a killed consumer's) are not seen.
+    """
+    consumer = KafkaConsumer(
+        bootstrap_servers=kafka.servers,
+        enable_auto_commit=False,
+        isolation_level="read_committed",
+    )
     try:
         partitions = [TopicPartition(topic, p) for p in consumer.partitions_for_topic(topic) or []]
         consumer.assign(partitions)

@@ -106,3 +106,27 @@ def test_decide_skips_when_too_few_rows_are_labeled(root: Path, iris: Dataset) -
 def test_decide_rejects_a_malformed_event(settings: RetrainSettings) -> None:
     with pytest.raises(ValueError, match="not a valid drift event"):
         decide({"event_id": "x"}, settings, "run-1")
+
+
+def test_onsets_of_one_stream_in_several_partitions_retrain_once(root: Path, iris: Dataset) -> None:
+    # One drift of a stream spread over three partitions: three onsets, three runs.
+    onsets = [write_archive(root, TOPIC, iris, partition=p)[6] for p in (0, 1, 2)]
+    settings = RetrainSettings(artifact_root=root, cooldown_seconds=300)
+    decisions = [decide(e, settings, f"run-{i}") for i, e in enumerate(onsets)]
+    assert [d.action for d in decisions] == ["retrain", "skip", "skip"]
+    assert decisions[1].reason == (
+        f"duplicate: stream 'iris' is retrained against v1 for event {onsets[0].event_id} "
+        "by run run-0"
+    )
+    # The retrying task of the run that holds it goes on.
+    assert decide(onsets[0], settings, "run-0").action == "retrain"
+
+
+def test_a_finished_retrain_frees_the_stream_after_the_cooldown(root: Path, iris: Dataset) -> None:
+    onsets = [write_archive(root, TOPIC, iris, partition=p)[6] for p in (0, 1)]
+    settings = RetrainSettings(artifact_root=root, cooldown_seconds=0)
+    assert decide(onsets[0], settings, "run-0").action == "retrain"
+    # Still running: the second onset waits on it.
+    assert decide(onsets[1], settings, "run-1").action == "skip"
+    HandledLedger.from_settings(settings).complete(onsets[0].event_id, "run-0", "rejected", {})
+    assert decide(onsets[1], settings, "run-1").action == "retrain"

@@ -1,0 +1,302 @@
+"""Several consumers share a stream spread over partitions; kills lose and repeat nothing.
+
+Both tests run `python -m producer` and `python -m consumer` as a user would, against
+a rows topic of four partitions, and check the outcome from what a user can see: the
+archive, and the drift and dead-letter topics read as committed messages only.
+"""
+
+from __future__ import annotations
+
+import os
+import random
+import signal
+import subprocess
+import sys
+import threading
+import time
+from collections import Counter
+from pathlib import Path
+
+import pytest
+from kafka import KafkaProducer
+
+from broker.settings import KafkaSettings
+from broker.topics import ensure_topics
+from consumer.events import DriftEvent
+from demo.stack import wait_until
+from producer.messages import RowMessage
+from tests.integration.streams import read_topic
+
+PARTITIONS = 4
+WINDOW = 25
+
+
+@pytest.fixture
+def spread(kafka_settings: KafkaSettings, kafka_env: dict[str, str]) -> dict[str, str]:
+    """The environment of a rows topic with four partitions."""
+    topic = f"{kafka_settings.rows_topic}-x{PARTITIONS}"
+    ensure_topics(kafka_settings.servers, [topic], partitions=PARTITIONS)
+    return {**kafka_env, "DRIFTLOOP_ROWS_TOPIC": topic}
+
+
+class Consumer:
+    """One `python -m consumer` process of the group, logging to its own file."""
+
+    def __init__(self, env: dict[str, str], root: Path, name: str, logs: Path) -> None:
+        self.name, self.log = name, logs / f"{name}.log"
+        self.env, self.root = env, root
+        self.process: subprocess.Popen | None = None
+        self.start()
+
+    def start(self) -> None:
+        with open(self.log, "ab") as out:
+            self.process = subprocess.Popen(
+                [
+                    sys.executable,
+                    "-m",
+                    "consumer",
+                    "--window-size",
+                    str(WINDOW),
+                    "--ks-backend",
+                    "fast",
+                    "--artifact-root",
+                    str(self.root),
+                    "--group-id",
+                    "scale-test",
+                    "--instance-id",
+                    self.name,
+                    "--session-timeout-ms",
+                    "6000",
+                    "--max-poll-records",
+                    "200",
+                ],
+                env=self.env,
+                stdout=out,
+                stderr=subprocess.STDOUT,
+            )
+
+    def logged(self, text: str) -> int:
+        return self.log.read_text().count(text) if self.log.exists() else 0
+
+    def kill(self) -> None:
+        assert self.process is not None
+        os.kill(self.process.pid, signal.SIGKILL)
+        self.process.wait(timeout=10)
+
+    def stop(self) -> None:
+        assert self.process is not None
+        self.process.send_signal(signal.SIGTERM)
+        assert self.process.wait(timeout=30) == 0, self.log.read_text()[-3000:]
+
+    def reap(self) -> None:
+        if self.process is not None and self.process.poll() is None:
+            self.process.kill()
+            self.process.wait()
+
+
+def producer(env: dict[str, str], data: Path, stream: str, rows: int, rate: float, seed: int):
+    return subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "producer",
+            "--data",
+            str(data),
+            "--stream",
+            stream,
+            "--count",
+            str(rows),
+            "--rate",
+            str(rate),
+            "--drift-after",
+            "0",
+            "--seed",
+            str(seed),
+            "--quiet",
+        ],
+        env=env,
+    )
+
+
+def archived(root: Path, topic: str) -> tuple[list[tuple[str, int, int]], list[Path], list[Path]]:
+    """Every archived row as (stream, partition, offset), the rows files and the verdicts."""
+    base = root / "archive" / topic
+    rows_files = sorted(base.glob("*/*/*.csv"))
+    rows = []
+    for path in rows_files:
+        stream, partition = path.parent.parent.name, int(path.parent.name)
+        for line in path.read_text().splitlines()[1:]:
+            rows.append((stream, partition, int(line.split(",", 1)[0])))
+    return rows, rows_files, sorted(base.glob("*/*/*.json"))
+
+
+def all_rows_in_windows(kafka: KafkaSettings, topic: str) -> set[tuple[str, int, int]]:
+    """Every row of the topic that a complete tumbling window of its stream holds."""
+    by_lane: dict[tuple[str, int], list[int]] = {}
+    for record in read_topic(kafka, topic):
+        stream = _stream(record.value)
+        if stream is not None:
+            by_lane.setdefault((stream, record.partition), []).append(record.offset)
+    whole = set()
+    for (stream, partition), offsets in by_lane.items():
+        complete = len(offsets) - len(offsets) % WINDOW
+        whole |= {(stream, partition, o) for o in sorted(offsets)[:complete]}
+    return whole
+
+
+def _stream(value: bytes | None) -> str | None:
+    """The stream of a valid row; None for a malformed one."""
+    try:
+        return RowMessage.from_bytes(value or b"").stream
+    except ValueError:
+        return None
+
+
+def test_consumers_joining_leaving_and_killed_share_the_partitions_exactly_once(
+    kafka_settings: KafkaSettings,
+    spread: dict[str, str],
+    iris_csv: Path,
+    artifact_root: Path,
+    tmp_path: Path,
+) -> None:
+    topic = spread["DRIFTLOOP_ROWS_TOPIC"]
+    consumers: list[Consumer] = []
+    producers: list[subprocess.Popen] = []
+    try:
+        first = Consumer(spread, artifact_root, "c1", tmp_path)
+        consumers.append(first)
+        wait_until(lambda: first.logged("assigned partitions") >= 1, 60, "c1 assigned")
+        # Two streams spread over the four partitions, for about 25 s.
+        producers = [
+            producer(spread, iris_csv, "alpha", 3000, 120, seed=1),
+            producer(spread, iris_csv, "beta", 2000, 80, seed=2),
+        ]
+        wait_until(lambda: first.logged(" window=") >= 8, 60, "c1 judging windows")
+        # 1 -> 3 consumers.
+        consumers += [Consumer(spread, artifact_root, n, tmp_path) for n in ("c2", "c3")]
+        wait_until(
+            lambda: all(c.logged(" window=") >= 4 for c in consumers), 90, "all three judging"
+        )
+        # 3 -> 2: c2 is killed mid-stream and not restarted; its partitions move on
+        # once its session ends.
+        consumers[1].kill()
+        for p in producers:
+            assert p.wait(timeout=120) == 0
+        expected = all_rows_in_windows(kafka_settings, topic)
+        wait_until(
+            lambda: set(archived(artifact_root, topic)[0]) >= expected,
+            120,
+            "every row of a complete window archived",
+        )
+        for c in (consumers[0], consumers[2]):
+            c.stop()
+    finally:
+        for c in consumers:
+            c.reap()
+        for p in producers:
+            if p.poll() is None:
+                p.kill()
+
+    rows, rows_files, verdicts = archived(artifact_root, topic)
+    counts = Counter(rows)
+    assert set(counts) == expected
+    assert max(counts.values()) == 1, "a row archived in two windows"
+    # Every window has exactly one verdict, which names the window's stream and partition.
+    assert [p.with_suffix("") for p in rows_files] == [p.with_suffix("") for p in verdicts]
+    for path in verdicts:
+        event = DriftEvent.from_bytes(path.read_bytes())
+        assert event.stream == path.parent.parent.name
+        assert event.window.partition == int(path.parent.name)
+    # The streams were spread: each has windows from every partition.
+    assert {(s, p) for s, p, _ in rows} == {
+        (s, p) for s in ("alpha", "beta") for p in range(PARTITIONS)
+    }
+    # Each consumer judged some of it.
+    assert all(c.logged(" window=") > 0 for c in consumers)
+
+
+KILLS = 10
+
+
+def test_kill_9_at_random_points_leaves_every_event_and_dead_letter_once(
+    kafka_settings: KafkaSettings,
+    spread: dict[str, str],
+    iris_csv: Path,
+    artifact_root: Path,
+    tmp_path: Path,
+) -> None:
+    topic = spread["DRIFTLOOP_ROWS_TOPIC"]
+    chooser = random.Random(20261201)
+    malformed: list[bytes] = []
+    stop_junk = threading.Event()
+
+    def send_junk() -> None:
+        """A malformed row now and then, each one different, on every partition."""
+        junk = KafkaProducer(bootstrap_servers=kafka_settings.servers, acks="all")
+        try:
+            n = 0
+            while not stop_junk.wait(0.25):
+                value = f'{{"not a row": {n}}}'.encode()
+                junk.send(topic, value=value, partition=n % PARTITIONS).get(timeout=10)
+                malformed.append(value)
+                n += 1
+        finally:
+            junk.close()
+
+    consumer = Consumer(spread, artifact_root, "solo", tmp_path)
+    rows = producer(spread, iris_csv, "iris", 9000, 180, seed=5)
+    junk_thread = threading.Thread(target=send_junk, daemon=True)
+    junk_thread.start()
+    try:
+        for kill in range(KILLS):
+            judged = consumer.logged(" window=")
+            wait_until(
+                lambda n=judged: consumer.logged(" window=") > n,
+                60,
+                f"a window judged before kill {kill + 1}",
+            )
+            # Anywhere: while judging, archiving, or in the transaction.
+            time.sleep(chooser.uniform(0.0, 1.2))
+            consumer.kill()
+            consumer.start()
+        assert rows.wait(timeout=120) == 0
+        stop_junk.set()
+        junk_thread.join(timeout=30)
+        expected = all_rows_in_windows(kafka_settings, topic)
+        wait_until(
+            lambda: set(archived(artifact_root, topic)[0]) >= expected,
+            120,
+            "every row of a complete window archived",
+        )
+        wait_until(
+            lambda: len(read_topic(kafka_settings, kafka_settings.dlq_topic)) >= len(malformed),
+            60,
+            "every malformed row read",
+        )
+        consumer.stop()
+    finally:
+        stop_junk.set()
+        consumer.reap()
+        if rows.poll() is None:
+            rows.kill()
+
+    assert consumer.logged("consuming topic=") == KILLS + 1
+    archived_rows, _, verdicts = archived(artifact_root, topic)
+    assert max(Counter(archived_rows).values()) == 1
+    # The drift topic holds each announced window's event once, and only those.
+    events = Counter(
+        DriftEvent.from_bytes(r.value).event_id
+        for r in read_topic(kafka_settings, kafka_settings.drift_topic)
+    )
+    announced = {
+        event.event_id
+        for path in verdicts
+        if (event := DriftEvent.from_bytes(path.read_bytes())).announces
+    }
+    assert events, "the noised stream opened drift episodes"
+    assert max(events.values()) == 1, "an event published twice"
+    assert set(events) == announced
+    # Every malformed row is on the dead-letter topic exactly once.
+    letters = Counter(r.value for r in read_topic(kafka_settings, kafka_settings.dlq_topic))
+    assert len(malformed) > 20
+    assert letters == Counter(malformed)
