@@ -227,6 +227,8 @@ def airflow_env(home: Path, port: int, kafka: KafkaSettings) -> dict[str, str]:
             "group.id": "driftloop-retraining",
             "enable.auto.commit": False,
             "auto.offset.reset": "earliest",
+            # Drift events are written in transactions: only committed ones wake the DAG.
+            "isolation.level": "read_committed",
         },
     }
     return {
