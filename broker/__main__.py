@@ -12,7 +12,7 @@ from broker.errors import BrokerUnavailableError, LocalBrokerError
 from broker.local import DEFAULT_HOME, DEFAULT_LIB_DIR, LocalBroker, fetch_jars
 from broker.logs import LogSettings, configure_logging
 from broker.settings import KafkaSettings
-from broker.topics import ensure_topics
+from broker.topics import ensure_loop_topics
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -32,11 +32,9 @@ def main(argv: list[str] | None = None) -> int:
         default=DEFAULT_LIB_DIR,
         help=f"jar cache (default {DEFAULT_LIB_DIR})",
     )
-    parser.add_argument(
-        "--partitions",
-        type=int,
-        default=1,
-        help="partitions of the rows topic created at start (default 1)",
+    # Of the topic settings, only the rows topic's partitions: the topics get the default names.
+    add_flags(
+        parser, KafkaSettings, exclude=frozenset(KafkaSettings.model_fields) - {"rows_partitions"}
     )
     add_flags(parser, LogSettings)
     args = parser.parse_args(argv)
@@ -49,12 +47,10 @@ def main(argv: list[str] | None = None) -> int:
             print(f"Kafka broker jars in {fetch_jars(args.lib_dir)}")
         elif args.command == "start":
             broker.start()
-            settings = KafkaSettings(bootstrap_servers=broker.bootstrap_servers)
-            ensure_topics(settings.servers, [settings.rows_topic], partitions=args.partitions)
-            ensure_topics(
-                settings.servers,
-                [settings.drift_topic, settings.model_updates_topic, settings.dlq_topic],
+            topics = build(KafkaSettings, args).model_copy(
+                update={"bootstrap_servers": broker.bootstrap_servers}
             )
+            ensure_loop_topics(topics)
             print(f"Kafka broker running at {broker.bootstrap_servers}; log: {broker.log_file}")
         elif args.command == "stop":
             print("Kafka broker stopped" if broker.stop() else "no Kafka broker was running")

@@ -28,6 +28,9 @@ class KafkaSettings(BaseSettings):
     rows_topic: str = "rows"
     """Topic the producer writes RowMessages to."""
 
+    rows_partitions: int = Field(default=4, ge=1)
+    """Partitions of the rows topic when driftloop creates it; an existing topic keeps its own."""
+
     drift_topic: str = "drift-events"
     """Topic the consumer writes DriftEvents to."""
 

@@ -15,7 +15,7 @@ The logic lives in the :mod:`retraining` package, a module per task:
 ``publish_model_update`` :mod:`models.promotion` and ``mark_handled``
 :mod:`retraining.outcome`; this file only wires them. Settings come from the
 environment: the Airflow connection ``kafka_default`` (``AIRFLOW_CONN_KAFKA_DEFAULT``,
-auto-commit off), topic names (``DRIFTLOOP_DRIFT_TOPIC``,
+auto-commit off, read committed), topic names (``DRIFTLOOP_DRIFT_TOPIC``,
 ``DRIFTLOOP_MODEL_UPDATES_TOPIC``) and the retraining settings
 (``DRIFTLOOP_ARTIFACT_ROOT``, ``DRIFTLOOP_MODEL_NAME``, ``DRIFTLOOP_MIN_LABELED_ROWS``,
 ...). The sensor's filter gets the artifact root and model name as read when the DAG

@@ -51,6 +51,9 @@ class Dataset:
         Hex sha256 of the file's bytes, as read.
     path : pathlib.Path
         The file the data set was read from.
+    keys : tuple of str or None
+        With a ``key_column``: each row's cell of that column as written in the
+        CSV (stripped), in row order; None otherwise.
     """
 
     features: pd.DataFrame
@@ -58,6 +61,7 @@ class Dataset:
     label_column: str
     sha256: str
     path: Path
+    keys: tuple[str, ...] | None = None
 
     @property
     def feature_names(self) -> list[str]:
@@ -88,11 +92,16 @@ def file_sha256(path: str | os.PathLike[str]) -> str:
     return digest.hexdigest()
 
 
-def load_dataset(path: str | os.PathLike[str], label_column: str = "target") -> Dataset:
+def load_dataset(
+    path: str | os.PathLike[str], label_column: str = "target", key_column: str | None = None
+) -> Dataset:
     """Read a CSV of numeric feature columns plus one label column.
 
     Every column other than ``label_column`` is a feature and must hold finite
     numbers on every row. Labels may be integers or strings, but none may be missing.
+    A ``key_column`` keeps its role (the label, or a feature when it holds numbers),
+    and its cells are kept as text in ``keys``; a key column holding text is the
+    key only, not a feature.
 
     Parameters
     ----------
@@ -100,11 +109,15 @@ def load_dataset(path: str | os.PathLike[str], label_column: str = "target") -> 
         CSV file with a header line.
     label_column : str, default "target"
         Name of the column holding the labels.
+    key_column : str, optional
+        Name of a column whose cells identify each row's entity (a customer id);
+        none may be missing.
 
     Returns
     -------
     Dataset
-        Features as float64 in CSV column order, labels, and the file's sha256.
+        Features as float64 in CSV column order, labels, the file's sha256 and,
+        with a ``key_column``, the keys.
 
     Raises
     ------
@@ -112,10 +125,12 @@ def load_dataset(path: str | os.PathLike[str], label_column: str = "target") -> 
         With a one-line message naming the file and, where it applies, the column,
         the offending value and its line number.
     ValueError
-        If ``label_column`` is empty.
+        If ``label_column`` or ``key_column`` is empty.
     """
     if not label_column:
         raise ValueError("label_column must be a non-empty column name")
+    if key_column is not None and not key_column:
+        raise ValueError("key_column must be a non-empty column name when given")
     path = Path(path)
     raw = _read_bytes(path)
     sha256 = hashlib.sha256(raw).hexdigest()
@@ -126,6 +141,11 @@ def load_dataset(path: str | os.PathLike[str], label_column: str = "target") -> 
         raise DatasetError(
             f"{path}: label column {label_column!r} not found; columns present: {present}"
         )
+    if key_column is not None and key_column not in header:
+        present = ", ".join(header)
+        raise DatasetError(
+            f"{path}: key column {key_column!r} not found; columns present: {present}"
+        )
     feature_names = [name for name in header if name != label_column]
     if not feature_names:
         raise DatasetError(f"{path}: no feature columns besides label column {label_column!r}")
@@ -134,6 +154,17 @@ def load_dataset(path: str | os.PathLike[str], label_column: str = "target") -> 
 
     columns = list(zip(*rows, strict=True))
     by_name = dict(zip(header, columns, strict=True))
+    keys = None
+    if key_column is not None:
+        keys = _key_column(path, key_column, by_name[key_column], line_numbers)
+        if key_column in feature_names and not _all_numbers(keys):
+            # Text (a customer id) cannot be a feature: the column is the key only.
+            feature_names.remove(key_column)
+            if not feature_names:
+                raise DatasetError(
+                    f"{path}: no feature columns besides label column {label_column!r} "
+                    f"and key column {key_column!r}"
+                )
     features = pd.DataFrame(
         {name: _numeric_column(path, name, by_name[name], line_numbers) for name in feature_names},
         columns=feature_names,
@@ -147,7 +178,12 @@ def load_dataset(path: str | os.PathLike[str], label_column: str = "target") -> 
         sha256,
     )
     return Dataset(
-        features=features, labels=labels, label_column=label_column, sha256=sha256, path=path
+        features=features,
+        labels=labels,
+        label_column=label_column,
+        sha256=sha256,
+        path=path,
+        keys=keys,
     )
 
 
@@ -264,6 +300,22 @@ def _numeric_column(
             f"{path}: feature column {name!r} has an infinite value {values[row]!r} at line {line}"
         )
     return numbers.rename(name)
+
+
+def _key_column(
+    path: Path, name: str, values: tuple[str, ...], line_numbers: list[int]
+) -> tuple[str, ...]:
+    keys = tuple(value.strip() for value in values)
+    for key, line in zip(keys, line_numbers, strict=True):
+        if key.lower() in _MISSING_TOKENS:
+            raise DatasetError(f"{path}: key column {name!r} has a missing value at line {line}")
+    return keys
+
+
+def _all_numbers(cells: tuple[str, ...]) -> bool:
+    """Whether every cell is a finite number, as a feature column must hold."""
+    numbers = pd.to_numeric(pd.Series(cells, dtype=object), errors="coerce").astype(np.float64)
+    return bool(np.isfinite(numbers).all())
 
 
 def _label_column(

@@ -107,7 +107,10 @@ def main(argv: list[str] | None = None) -> int:
     assert stack.artifact_root is not None
     started = time.monotonic()
     try:
-        say(f"Kafka at {kafka.bootstrap_servers}, topics {kafka.rows_topic} / {kafka.drift_topic}")
+        say(
+            f"Kafka at {kafka.bootstrap_servers}, topics {kafka.rows_topic} "
+            f"({kafka.rows_partitions} partitions) / {kafka.drift_topic}"
+        )
         stack.ensure_broker()
         if stack.broker is not None:
             print(f"started a local broker (log: {stack.broker.log_file})")

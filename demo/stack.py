@@ -25,7 +25,7 @@ from typing import Any, TextIO
 
 from broker.local import DEFAULT_LIB_DIR, LocalBroker, free_port
 from broker.settings import KafkaSettings
-from broker.topics import ensure_topics
+from broker.topics import ensure_loop_topics
 
 REPO = Path(__file__).resolve().parents[1]
 DAG_ID = "model_drift_detection_and_retraining"
@@ -178,15 +178,7 @@ class Stack:
                 home=self.workdir / "broker", port=int(port), lib_dir=REPO / DEFAULT_LIB_DIR
             )
             self.broker.start()
-        ensure_topics(
-            self.kafka.servers,
-            [
-                self.kafka.rows_topic,
-                self.kafka.drift_topic,
-                self.kafka.model_updates_topic,
-                self.kafka.dlq_topic,
-            ],
-        )
+        ensure_loop_topics(self.kafka)
 
     def start(self, name: str, args: list[str]) -> Process:
         """Start ``python -m <args>`` (or a program given by absolute path) in the stack."""
@@ -235,6 +227,8 @@ def airflow_env(home: Path, port: int, kafka: KafkaSettings) -> dict[str, str]:
             "group.id": "driftloop-retraining",
             "enable.auto.commit": False,
             "auto.offset.reset": "earliest",
+            # Drift events are written in transactions: only committed ones wake the DAG.
+            "isolation.level": "read_committed",
         },
     }
     return {

@@ -11,11 +11,13 @@ from datetime import UTC, datetime
 from types import FrameType
 from typing import Any
 
+from kafka.partitioner import DefaultPartitioner
+
 from broker.cli import add_flags, build
 from broker.clients import quiet_client_logs, reliable_producer
 from broker.errors import BrokerUnavailableError
 from broker.logs import LogSettings, configure_logging
-from data.dataset import DatasetError, load_dataset
+from data.dataset import Dataset, DatasetError, load_dataset
 from producer.messages import RowMessage
 from producer.metrics import ProducerMetrics
 from producer.replay import DriftPlan, Pacer, replay
@@ -23,8 +25,11 @@ from producer.settings import ProducerSettings
 
 logger = logging.getLogger("producer")
 
-# Topics of the consumer and the DAG: the producer only writes the rows topic.
-NOT_THE_PRODUCERS = frozenset({"drift_topic", "model_updates_topic", "dlq_topic"})
+# Topics of the consumer and the DAG: the producer only writes the rows topic, and
+# does not create it.
+NOT_THE_PRODUCERS = frozenset(
+    {"drift_topic", "model_updates_topic", "dlq_topic", "rows_partitions"}
+)
 
 
 def parse_args(argv: list[str] | None) -> tuple[ProducerSettings, LogSettings, bool]:
@@ -32,7 +37,9 @@ def parse_args(argv: list[str] | None) -> tuple[ProducerSettings, LogSettings, b
     parser = argparse.ArgumentParser(
         prog="python -m producer",
         description="Replay a CSV's rows to Kafka as RowMessages, optionally adding "
-        "Gaussian noise from a given row on to simulate drift. Every flag can also be "
+        "Gaussian noise from a given row on to simulate drift. Rows are spread over all "
+        "partitions of the rows topic, or keyed by --key-column so that each key's rows stay "
+        "on one partition, in order. Every flag can also be "
         "set in the environment variable its help names; a flag beats the environment.",
     )
     add_flags(parser, ProducerSettings, exclude=NOT_THE_PRODUCERS)
@@ -81,7 +88,9 @@ def main(argv: list[str] | None = None) -> int:
     configure_logging(log_settings)
     quiet_client_logs()
     try:
-        dataset = load_dataset(settings.data, label_column=settings.label_column)
+        dataset = load_dataset(
+            settings.data, label_column=settings.label_column, key_column=settings.key_column
+        )
         plan = DriftPlan(
             after=settings.drift_after,
             mean=settings.noise_mean,
@@ -97,6 +106,7 @@ def main(argv: list[str] | None = None) -> int:
             drift=plan,
             seed=settings.seed,
             shuffle=settings.shuffle,
+            keys=dataset.keys,
         )
         # Validate the whole plan (e.g. unknown --drift-features) before connecting.
         first = next(rows, None)
@@ -104,7 +114,11 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {str(err).splitlines()[0]}", file=sys.stderr)
         return 2
     try:
-        producer = reliable_producer(settings, client_id="driftloop-producer")
+        # Unkeyed rows go each to a partition at random (kafka-python's default
+        # partitioner, named so that a change of default cannot stick a run to one).
+        producer = reliable_producer(
+            settings, client_id="driftloop-producer", partitioner=DefaultPartitioner()
+        )
     except BrokerUnavailableError as err:
         print(f"error: {err}", file=sys.stderr)
         return 1
@@ -114,18 +128,18 @@ def main(argv: list[str] | None = None) -> int:
     if settings.metrics_port is not None:
         metrics.serve(settings.metrics_port, settings.metrics_host)
     failures: list[Exception] = []
-    key = settings.stream_name.encode()
     pacer = Pacer(settings.rate)
     progress = Progress(count, quiet)
     sent = 0
     logger.info(
-        "replaying %s to topic=%s stream=%s rows=%s rate=%s/s drift_after=%s",
+        "replaying %s to topic=%s stream=%s rows=%s rate=%s/s drift_after=%s %s",
         settings.data,
         settings.rows_topic,
         settings.stream_name,
         "endless" if count is None else count,
         settings.rate or "max",
         settings.drift_after,
+        _partitioning(settings.key_column, dataset),
     )
     interrupted = False
     try:
@@ -140,6 +154,7 @@ def main(argv: list[str] | None = None) -> int:
                 label=row.label,
             )
             noised = plan.after is not None and row.seq >= plan.after
+            key = None if row.key is None else row.key.encode()
             future = producer.send(settings.rows_topic, key=key, value=message.to_bytes())
             future.add_callback(_count, metrics.rows_sent.labels(noised="yes" if noised else "no"))
             future.add_errback(_failed, failures, metrics)
@@ -162,6 +177,19 @@ def main(argv: list[str] | None = None) -> int:
         "sent %d rows to %s%s", sent, settings.rows_topic, " (interrupted)" if interrupted else ""
     )
     return 130 if interrupted else 0
+
+
+def _partitioning(key_column: str | None, dataset: Dataset) -> str:
+    """How rows are spread, for the start-up line: unkeyed, or by which column in which role."""
+    if key_column is None:
+        return "key_column=none (rows spread over all partitions)"
+    if key_column == dataset.label_column:
+        role = "label"
+    elif key_column in dataset.feature_names:
+        role = "feature"
+    else:
+        role = "key-only"
+    return f"key_column={key_column} key_role={role}"
 
 
 def _count(counter: Any, metadata: Any) -> None:

@@ -40,11 +40,13 @@ class DriftPlan:
 
 @dataclass(frozen=True)
 class Row:
-    """One row to send: its replay position, feature values and label."""
+    """One row to send: its replay position, feature values, label and message key."""
 
     seq: int
     features: dict[str, float]
     label: int | str | None
+    key: str | None = None
+    """The row's entity key (its key column's cell); None sends the row unkeyed."""
 
 
 def replay(
@@ -56,6 +58,7 @@ def replay(
     drift: DriftPlan = DriftPlan(),
     seed: int | None = None,
     shuffle: bool = True,
+    keys: Sequence[str] | None = None,
 ) -> Iterator[Row]:
     """Yield rows of a data set for replay, shuffled per pass, noised per ``drift``.
 
@@ -76,6 +79,10 @@ def replay(
         Makes the order and the noise repeatable.
     shuffle
         Shuffle each pass (a CSV sorted by class would otherwise look like drift).
+    keys
+        One key per row (its entity, e.g. a customer id), which each row keeps
+        wherever the shuffle puts it, and whatever noise its features get; None
+        leaves every row unkeyed.
 
     Examples
     --------
@@ -88,6 +95,12 @@ def replay(
     1 {'a': 2.0, 'b': 20.0} 1
     2 {'a': 3.0, 'b': 30.0} 2
     3 {'a': 1.0, 'b': 110.0} 0
+
+    A row's key goes with it:
+
+    >>> rows = replay(x, [0, 1, 2], ["a", "b"], count=3, seed=1, keys=["u", "v", "w"])
+    >>> sorted((r.key, r.label) for r in rows)
+    [('u', 0), ('v', 1), ('w', 2)]
     """
     if count is not None and count < 0:
         raise ValueError(f"count must be >= 0, got {count}")
@@ -98,6 +111,8 @@ def replay(
         )
     if labels is not None and len(labels) != len(features):
         raise ValueError(f"labels has {len(labels)} entries for {len(features)} rows")
+    if keys is not None and len(keys) != len(features):
+        raise ValueError(f"keys has {len(keys)} entries for {len(features)} rows")
     noised = names if drift.features is None else list(drift.features)
     unknown = sorted(set(noised) - set(names))
     if unknown:
@@ -115,7 +130,8 @@ def replay(
             if drift.after is not None and seq >= drift.after:
                 values[noise_mask] += rng.normal(drift.mean, drift.std, int(noise_mask.sum()))
             label = None if labels is None else labels[index]
-            yield Row(seq, dict(zip(names, values.tolist(), strict=True)), label)
+            key = None if keys is None else keys[index]
+            yield Row(seq, dict(zip(names, values.tolist(), strict=True)), label, key)
             seq += 1
 
 

@@ -17,7 +17,12 @@ class ProducerSettings(KafkaSettings):
     label_column: str = "target"
     """Name of the CSV's label column."""
     stream: str | None = None
-    """Stream name, the messages' key; the CSV's file name without extension by default."""
+    """Stream name, in every message; the CSV's file name without extension by default."""
+    key_column: str | None = None
+    """CSV column (a feature, the label or an id column of text) whose cell keys each row: all
+    rows with one key go to one partition, in the order sent. Unset: rows are not keyed and
+    spread over all partitions of the rows topic, each row to a partition at random, so only
+    the rows within one partition keep their order."""
     rate: float = Field(default=50.0, ge=0)
     """Rows per second; 0 sends as fast as possible."""
     count: int | None = Field(default=None, ge=0)

@@ -257,6 +257,7 @@ def airflow_env(
             "group.id": group_id,
             "enable.auto.commit": False,
             "auto.offset.reset": "earliest",
+            "isolation.level": "read_committed",
             "session.timeout.ms": 6000,
         },
     }

@@ -67,7 +67,7 @@ def test_sensor_defers_to_the_kafka_trigger_on_the_drift_topic(
     )
 
 
-def test_connection_from_the_environment_turns_auto_commit_off(
+def test_connection_from_the_environment_turns_auto_commit_off_and_reads_committed(
     inspected: dict[str, Any], airflow_env: AirflowEnv
 ) -> None:
     # The extra is given to confluent-kafka as its configuration, as is.
@@ -76,5 +76,6 @@ def test_connection_from_the_environment_turns_auto_commit_off(
         "group.id": airflow_env.group_id,
         "enable.auto.commit": False,
         "auto.offset.reset": "earliest",
+        "isolation.level": "read_committed",
         "session.timeout.ms": 6000,
     }

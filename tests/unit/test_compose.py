@@ -249,12 +249,40 @@ def test_airflow_components_share_one_configuration() -> None:
     assert "redis" not in services
 
 
-def test_airflow_kafka_connection_has_auto_commit_off() -> None:
+def test_airflow_kafka_connection_has_auto_commit_off_and_reads_committed() -> None:
     env = _environment(_services()["airflow-triggerer"])
     connection = json.loads(env["AIRFLOW_CONN_KAFKA_DEFAULT"])
     assert connection["conn_type"] == "kafka"
     assert connection["extra"]["enable.auto.commit"] is False
+    # Drift events are written in transactions: an aborted one must not wake the DAG.
+    assert connection["extra"]["isolation.level"] == "read_committed"
     assert connection["extra"]["bootstrap.servers"] == env["KAFKA_BOOTSTRAP_SERVERS"]
+
+
+def test_every_kafka_connection_we_document_or_start_reads_committed(tmp_path: Path) -> None:
+    from broker.settings import KafkaSettings
+    from demo.stack import airflow_env
+
+    documented = [
+        text
+        for path in (README, REPO / "dags" / "README.md")
+        for text in re.findall(r"AIRFLOW_CONN_KAFKA_DEFAULT[=`|' ]+(\{.*\}\})", path.read_text())
+    ]
+    demo = airflow_env(tmp_path, 8080, KafkaSettings())["AIRFLOW_CONN_KAFKA_DEFAULT"]
+    connections = [json.loads(text) for text in [*documented, demo]]
+    assert len(connections) == 3, documented
+    for connection in connections:
+        assert connection["extra"]["isolation.level"] == "read_committed", connection
+
+
+def test_two_consumer_replicas_each_with_an_identity_of_its_own() -> None:
+    consumer = _services()["consumer"]
+    assert consumer["deploy"]["replicas"] == 2
+    # One instance id, host name or container name for all replicas would make them
+    # one static member: each would fence the other out of the group.
+    assert "DRIFTLOOP_INSTANCE_ID" not in _environment(consumer)
+    assert "hostname" not in consumer and "container_name" not in consumer
+    assert _environment(consumer)["DRIFTLOOP_ROWS_PARTITIONS"] == "4"
 
 
 def test_api_server_health_check_asks_for_the_version() -> None:
@@ -299,6 +327,16 @@ def test_topic_service_creates_every_topic() -> None:
     for setting in topic_settings:
         assert topics_env[setting] == env[setting]
         assert f"$${setting}" in script, f"kafka-topics does not create ${setting}"
+
+
+def test_topic_service_creates_the_rows_topic_with_4_partitions() -> None:
+    service = _services()["kafka-topics"]
+    assert _environment(service)["DRIFTLOOP_ROWS_PARTITIONS"] == "4"
+    script = service["command"][-1].replace("\\\n", " ")
+    rows = [line for line in script.splitlines() if '--topic "$$DRIFTLOOP_ROWS_TOPIC"' in line]
+    assert len(rows) == 1 and "--create" in rows[0], rows
+    assert '--partitions "$$DRIFTLOOP_ROWS_PARTITIONS"' in rows[0]
+    assert "--if-not-exists" in rows[0]  # an existing topic keeps its partitions
 
 
 # -- the README and the Dockerfile --------------------------------------------------

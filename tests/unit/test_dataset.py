@@ -185,3 +185,67 @@ def test_dataset_error_is_a_value_error() -> None:
 def test_empty_label_column_name_is_rejected(tmp_path: Path) -> None:
     with pytest.raises(ValueError, match="label_column"):
         load_dataset(write(tmp_path / "d.csv", "a,target\n1,0\n2,1\n"), label_column="")
+
+
+# -- a key column: each row's entity, for the producer's message key -------------------
+
+KEYED = "customer,a,b,target\nC-7,1.5,2.10,0\nC-9,3,4,1\n C-7 ,5,6,1\n"
+"""A CSV with a column of text ids: loadable only with it as the key column."""
+NUMBERS = "a,b,target\n1.5,2.10,0\n3,4,1\n5,6,1\n"
+
+
+@pytest.mark.parametrize(
+    ("text", "key_column", "keys"),
+    [
+        pytest.param(KEYED, "customer", ("C-7", "C-9", "C-7"), id="text-column-is-key-only"),
+        pytest.param(NUMBERS, "b", ("2.10", "4", "6"), id="feature-stays-a-feature"),
+        pytest.param(NUMBERS, "target", ("0", "1", "1"), id="label-stays-the-label"),
+    ],
+)
+def test_a_key_column_keeps_each_rows_cell_as_written(
+    tmp_path: Path, text: str, key_column: str, keys: tuple[str, ...]
+) -> None:
+    dataset = load_dataset(write(tmp_path / "keyed.csv", text), key_column=key_column)
+    assert dataset.keys == keys
+    assert dataset.feature_names == ["a", "b"]
+    assert dataset.features.to_numpy().tolist() == [[1.5, 2.1], [3.0, 4.0], [5.0, 6.0]]
+    assert dataset.labels.tolist() == [0, 1, 1]
+
+
+def test_without_a_key_column_there_are_no_keys_and_text_is_no_feature(tmp_path: Path) -> None:
+    path = write(tmp_path / "keyed.csv", KEYED)
+    assert load_dataset(write(tmp_path / "iris.csv", "a,target\n1,0\n2,1\n")).keys is None
+    with pytest.raises(DatasetError, match="feature column 'customer' is not numeric"):
+        load_dataset(path)
+
+
+@pytest.mark.parametrize(
+    ("text", "key_column", "message"),
+    [
+        pytest.param(
+            KEYED,
+            "client",
+            r"key column 'client' not found; columns present: customer, a, b, target",
+            id="unknown",
+        ),
+        pytest.param(
+            "customer,a,target\nC-1,1,0\n,2,1\n",
+            "customer",
+            r"key column 'customer' has a missing value at line 3",
+            id="missing-key",
+        ),
+        pytest.param(
+            "customer,target\nC-1,0\nC-2,1\n",
+            "customer",
+            r"no feature columns besides label column 'target' and key column 'customer'",
+            id="key-is-the-only-other-column",
+        ),
+    ],
+)
+def test_a_bad_key_column_is_one_line_naming_it(
+    tmp_path: Path, text: str, key_column: str, message: str
+) -> None:
+    path = write(tmp_path / "keyed.csv", text)
+    with pytest.raises(DatasetError, match=message) as caught:
+        load_dataset(path, key_column=key_column)
+    assert "\n" not in str(caught.value)

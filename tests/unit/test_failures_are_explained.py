@@ -58,6 +58,8 @@ def test_producer_reports_an_unreachable_broker(tmp_path: Path) -> None:
         ("x,y\n1.0,0\n2.0,1\n", [], "target"),
         ("x,target\n1.0,0\n2.0,1\n", ["--drift-features", "nope"], "nope"),
         ("x,target\n1.0,0\n2.0,1\n", ["--rate", "-5"], "rate"),
+        ("x,target\n1.0,0\n2.0,1\n", ["--key-column", "id"], "key column 'id' not found"),
+        ("id,x,target\nA,1.0,0\n,2.0,1\n", ["--key-column", "id"], "'id' has a missing value"),
     ],
 )
 def test_producer_explains_unusable_input(

@@ -69,6 +69,21 @@ def test_bad_drift_plans_name_the_parameter(kwargs: dict, match: str) -> None:
         DriftPlan(**kwargs)
 
 
+def test_each_row_keeps_its_key_through_shuffles_passes_and_noise() -> None:
+    keys = [f"customer-{label % 3}" for label in range(10)]
+    sent = list(
+        replay(X, list(range(10)), NAMES, count=25, seed=4, drift=DriftPlan(after=5), keys=keys)
+    )
+    assert [r.key for r in sent] == [keys[r.label] for r in sent]
+    assert [r.key for r in sent[:10]] != keys  # shuffled: the keys moved with their rows
+    assert {r.key for r in rows(count=25, seed=4)} == {None}
+
+
+def test_keys_must_match_the_rows() -> None:
+    with pytest.raises(ValueError, match="keys has 2 entries for 10 rows"):
+        rows(count=1, keys=["a", "b"])
+
+
 def test_pacer_keeps_a_schedule() -> None:
     now = [0.0]
     slept: list[float] = []
