@@ -66,7 +66,8 @@ class Champion:
         NoChampionError
             When nothing has been promoted yet.
         RegistryError
-            When the champion's files are missing, corrupt or tampered with.
+            When the champion's files are missing, corrupt or tampered with, or its
+            estimator has no classes to check labels against.
         """
         loaded = registry.champion()
         if loaded is None:
