@@ -2,11 +2,86 @@
 
 from __future__ import annotations
 
-from typing import Literal
+import re
+from datetime import UTC, datetime
+from typing import Annotated, Literal
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, StrictFloat
+from pydantic import (
+    AfterValidator,
+    AwareDatetime,
+    BaseModel,
+    ConfigDict,
+    Field,
+    StrictFloat,
+    field_validator,
+)
 
 SCHEMA_VERSION: Literal[1] = 1
+
+STREAM_MAX_BYTES = 200
+"""Longest stream name, in bytes of UTF-8: it fits a file name (255 bytes on common
+file systems) with room to spare, as it names archive directories and Kafka keys."""
+
+_STREAM_FORBIDDEN = re.compile(r"[\x00-\x1f\x7f-\x9f/\\]")
+"""Control characters (C0, DEL, C1) and path separators."""
+
+
+def check_stream_name(name: str) -> str:
+    """``name`` if it may name a stream, else a ``ValueError`` saying why.
+
+    A stream name is 1 to :data:`STREAM_MAX_BYTES` bytes of UTF-8 without control
+    characters or path separators (``/``, ``\\``), and not ``.`` or ``..``: it
+    becomes a Kafka key and a directory name in the window archive.
+
+    >>> check_stream_name("iris")
+    'iris'
+    >>> check_stream_name("../etc")
+    Traceback (most recent call last):
+    ...
+    ValueError: a stream name holds no control character or path separator, got '/' in '../etc'
+    """
+    if name in ("", ".", ".."):
+        raise ValueError(f"a stream name is not empty, '.' or '..', got {name!r}")
+    try:
+        size = len(name.encode())
+    except UnicodeEncodeError as err:
+        raise ValueError(f"a stream name is valid Unicode, got {name[:40]!r}") from err
+    if size > STREAM_MAX_BYTES:
+        raise ValueError(
+            f"a stream name is at most {STREAM_MAX_BYTES} bytes of UTF-8, got {size} "
+            f"starting {name[:40]!r}"
+        )
+    bad = _STREAM_FORBIDDEN.search(name)
+    if bad is not None:
+        raise ValueError(
+            "a stream name holds no control character or path separator, "
+            f"got {bad.group()!r} in {name[:40]!r}"
+        )
+    return name
+
+
+def _valid_stream(name: str) -> str:
+    # Per row, so a name already checked costs a set lookup.
+    if name not in _VALID_STREAMS:
+        check_stream_name(name)
+        if len(_VALID_STREAMS) >= 1024:
+            _VALID_STREAMS.clear()
+        _VALID_STREAMS.add(name)
+    return name
+
+
+_VALID_STREAMS: set[str] = set()
+"""Stream names `check_stream_name` has passed, at most 1024."""
+
+
+def _utc_representable(value: datetime) -> datetime:
+    # Only times in the years 1 and 9999 can fall off the calendar when read in UTC.
+    if value.year in (1, 9999):
+        try:
+            value.astimezone(UTC)
+        except OverflowError as err:
+            raise ValueError(f"{value.isoformat()} is outside the years 1 to 9999 in UTC") from err
+    return value
 
 
 class RowMessage(BaseModel):
@@ -21,20 +96,32 @@ class RowMessage(BaseModel):
     schema_version: Literal[1] = SCHEMA_VERSION
     """Version of this contract; a reader rejects versions it does not know."""
 
-    stream: str = Field(min_length=1)
-    """Name of the stream (the data set being replayed); also the message key."""
+    stream: Annotated[str, AfterValidator(_valid_stream)]
+    """Name of the stream (the data set being replayed); also the message key.
+    See `check_stream_name` for what a name may be."""
 
     seq: int = Field(ge=0)
     """Position of the row in the producer's replay, from 0."""
 
-    event_time: AwareDatetime
-    """When the producer emitted the row (ISO 8601, UTC)."""
+    event_time: Annotated[AwareDatetime, AfterValidator(_utc_representable)]
+    """When the producer emitted the row (ISO 8601, UTC); any offset is taken if the
+    time exists in UTC (years 1 to 9999)."""
 
     features: dict[str, StrictFloat]
     """Feature name to value; finite numbers only."""
 
     label: int | str | None = None
-    """The row's label, when the data set has one."""
+    """The row's label, when the data set has one: an integer or a string, the type
+    of the data set's classes. A JSON number with no fractional part (``2.0``) is the
+    integer; a boolean is not a label."""
+
+    @field_validator("label", mode="before")
+    @classmethod
+    def _not_a_boolean(cls, value: object) -> object:
+        # int would take true as 1: a boolean is no class of an integer-labelled model.
+        if isinstance(value, bool):
+            raise ValueError(f"a label is an integer or a string, not the boolean {value}")
+        return value
 
     def to_bytes(self) -> bytes:
         """UTF-8 JSON, the form on the wire."""

@@ -151,7 +151,7 @@ def monitor(tmp_path: Path, consumer: Consumer, producer: Producer) -> DriftMoni
             label_column="target",
             reference_rows=len(reference),
         ),
-        decoder=RowDecoder(FEATURES),
+        decoder=RowDecoder(FEATURES, classes=[0]),
         detector=FastKS(reference),
         predict_labels=lambda x: np.zeros(len(x), dtype=np.int64),
         label="m:v1",
