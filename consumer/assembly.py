@@ -10,7 +10,7 @@ from pathlib import Path
 from kafka import KafkaConsumer
 
 from broker.clients import manual_commit_consumer, transactional_producer, update_consumer
-from broker.topics import ensure_topics
+from broker.topics import ensure_loop_topics
 from consumer.archive import WindowArchive
 from consumer.champion import Champion, NoChampionError
 from consumer.metrics import ConsumerMetrics
@@ -32,7 +32,8 @@ def build_monitor(
     """The drift monitor for ``settings``, its clients connected; close it with ``close()``.
 
     In order: the registry must have a champion (checked before any broker is
-    contacted); the four topics exist (created if missing, in one call); the
+    contacted); the four topics exist (created if missing, in one call; the rows topic with
+    ``settings.rows_partitions`` partitions); the
     model-updates follower starts *before* the champion is loaded, so a promotion
     between the two is seen as an update rather than missed; then the
     transactional producer (which aborts a killed predecessor's transaction), the
@@ -71,15 +72,7 @@ def build_monitor(
     registry = Registry.from_settings(settings)
     if registry.champion_version() is None:
         raise NoChampionError.in_registry(registry)
-    ensure_topics(
-        settings.servers,
-        [
-            settings.rows_topic,
-            settings.drift_topic,
-            settings.dlq_topic,
-            settings.model_updates_topic,
-        ],
-    )
+    ensure_loop_topics(settings)
     with ExitStack() as built:
         follower = update_consumer(settings, client_id=f"{client_id}-updates")
         built.callback(follower.close, autocommit=False)

@@ -43,7 +43,7 @@ def label_predictor(estimator: Any, reference: np.ndarray) -> Callable[[np.ndarr
         or getattr(estimator, "n_outputs_", None) != 1
         or hasattr(estimator, "feature_names_in_")
     ):
-        return estimator.predict
+        return _in_float32_range(estimator.predict)
     # Each tree's predict_proba(X, check_input=False) is its fitted tree_.predict(X)
     # cut to its classes, after checks that cost more than the lookup on a poll's rows.
     trees = [(tree.tree_, tree.n_classes_) for tree in estimator.estimators_]
@@ -63,5 +63,28 @@ def label_predictor(estimator: Any, reference: np.ndarray) -> Callable[[np.ndarr
 
     check = np.asarray(reference, dtype=np.float64)
     if not np.array_equal(predict(check), estimator.predict(check)):
-        return estimator.predict
+        return _in_float32_range(estimator.predict)
     return predict
+
+
+_FLOAT32_MAX = float(np.finfo(np.float32).max)
+
+
+def _in_float32_range(predict: Callable[[np.ndarray], Any]) -> Callable[[np.ndarray], Any]:
+    """``predict`` on rows clipped to float32's range.
+
+    scikit-learn's trees read their input as float32 and refuse a finite float64
+    beyond its range (about 3.4e38) as "too large"; clipped, such a value falls on
+    the same side of every split as it would unclipped.
+
+    >>> import numpy as np
+    >>> from sklearn.tree import DecisionTreeClassifier
+    >>> tree = DecisionTreeClassifier().fit([[0.0], [1.0]], [0, 1])
+    >>> _in_float32_range(tree.predict)(np.array([[1e300], [-1e308]])).tolist()
+    [1, 0]
+    """
+
+    def bounded(x: np.ndarray) -> Any:
+        return predict(np.clip(x, -_FLOAT32_MAX, _FLOAT32_MAX))
+
+    return bounded

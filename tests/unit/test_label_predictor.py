@@ -7,6 +7,7 @@ import pytest
 from sklearn.datasets import load_iris
 from sklearn.ensemble import RandomForestClassifier
 from sklearn.linear_model import LogisticRegression
+from sklearn.tree import DecisionTreeClassifier
 
 from models.prediction import label_predictor
 
@@ -25,7 +26,11 @@ def test_forest_labels_equal_predict(seed: int) -> None:
 def test_other_estimators_and_odd_input_use_predict_itself() -> None:
     x, y = load_iris(return_X_y=True)
     linear = LogisticRegression(max_iter=500).fit(x, y)
-    assert label_predictor(linear, x) == linear.predict
+    assert (label_predictor(linear, x)(x) == linear.predict(x)).all()
+    # Beyond float32's range, a tree is asked with the value clipped, not refused.
+    tree = DecisionTreeClassifier(random_state=0).fit(x, y)
+    huge = np.full((1, 4), 1e300)
+    assert label_predictor(tree, x)(huge).tolist() == tree.predict(np.full((1, 4), 3e38)).tolist()
     forest = RandomForestClassifier(n_estimators=5, random_state=0).fit(x, y)
     predict = label_predictor(forest, x)
     with pytest.raises(ValueError):
