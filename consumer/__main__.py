@@ -80,11 +80,11 @@ def serve(
     the committed offsets cannot be followed (another window size, another archive).
     """
     # Imported here, after the signal handlers: these imports are most of start-up.
+    from kafka.errors import FencedInstanceIdError, KafkaError, ProducerFencedError
+
     from broker.clients import quiet_client_logs
     from broker.errors import BrokerUnavailableError
     from consumer.assembly import build_monitor
-    from kafka.errors import FencedInstanceIdError, KafkaError, ProducerFencedError
-
     from consumer.champion import NoChampionError
     from consumer.checkpoint import CheckpointError
     from models.registry import RegistryError

@@ -90,6 +90,7 @@ def build_monitor(
             client_id=client_id,
             group_instance_id=settings.member_id,
             session_timeout_ms=settings.session_timeout_ms,
+            heartbeat_interval_ms=settings.session_timeout_ms // 4,
         )
         built.callback(consumer.close, autocommit=False)
         champion = Champion.from_registry(registry, settings)

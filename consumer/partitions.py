@@ -65,6 +65,8 @@ class PartitionStreams(Generic[T]):
         self._windowers: dict[str, CountWindower[T]] = {}
         self._finished: dict[str, int] = dict(resume.streams)
         self._read = resume.offset
+        self.fresh = True
+        """True until the consumer has taken a poll's records for this partition."""
 
     @property
     def streams(self) -> list[str]:

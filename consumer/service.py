@@ -140,6 +140,8 @@ class _Poll:
 
     completed: list[tuple[TopicPartition, str, Window[Row]]] = field(default_factory=list)
     dead: list[DeadLetter] = field(default_factory=list)
+    partitions: list[TopicPartition] = field(default_factory=list)
+    """The partitions whose records were taken (and whose positions are committed)."""
 
 
 class DriftMonitor:
@@ -265,7 +267,7 @@ class DriftMonitor:
         """Handle one poll's records: window, judge, then archive and commit (in flight)."""
         poll = self._window(batch)
         windows = self._judge(poll) if poll.completed else []
-        offsets = {tp: self._partitions[tp].commit().commit() for tp in batch}
+        offsets = {tp: self._partitions[tp].commit().commit() for tp in poll.partitions}
         # Taken now, on this thread: the generation the poll was read in, which the
         # broker checks when the transaction commits the offsets (KIP-447).
         group = self.consumer.group_metadata()
@@ -282,10 +284,19 @@ class DriftMonitor:
         """
         poll = _Poll()
         decoder = self.champion.decoder
+        assigned = self.consumer.assignment()
         for tp, records in batch.items():
-            if not records:
-                continue
+            if not records or tp not in assigned:
+                continue  # Revoked while the poll returned: its next owner reads them.
             part = self._partition(tp)
+            if part.fresh and records[0].offset > part.resume.offset:
+                # Fetched before this consumer took the partition (again): the rows from
+                # the committed offset on are read anew, so no open window loses rows.
+                part.fresh = False
+                self.consumer.seek(tp, part.resume.offset)
+                continue
+            part.fresh = False
+            poll.partitions.append(tp)
             decoded = decoder.decode_all([record.value for record in records])
             fresh = 0
             for record, message in zip(records, decoded, strict=True):

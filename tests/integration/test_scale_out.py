@@ -144,6 +144,17 @@ def all_rows_in_windows(kafka: KafkaSettings, topic: str) -> set[tuple[str, int,
     return whole
 
 
+def wait_archived(root: Path, topic: str, expected: set[tuple[str, int, int]]) -> None:
+    """Wait until every expected row is archived; fail naming some that are not."""
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline:
+        missing = expected - set(archived(root, topic)[0])
+        if not missing:
+            return
+        time.sleep(0.5)
+    raise AssertionError(f"{len(missing)} rows never archived, e.g. {sorted(missing)[:10]}")
+
+
 def _stream(value: bytes | None) -> str | None:
     """The stream of a valid row; None for a malformed one."""
     try:
@@ -183,11 +194,7 @@ def test_consumers_joining_leaving_and_killed_share_the_partitions_exactly_once(
         for p in producers:
             assert p.wait(timeout=120) == 0
         expected = all_rows_in_windows(kafka_settings, topic)
-        wait_until(
-            lambda: set(archived(artifact_root, topic)[0]) >= expected,
-            120,
-            "every row of a complete window archived",
-        )
+        wait_archived(artifact_root, topic, expected)
         for c in (consumers[0], consumers[2]):
             c.stop()
     finally:
@@ -263,11 +270,7 @@ def test_kill_9_at_random_points_leaves_every_event_and_dead_letter_once(
         stop_junk.set()
         junk_thread.join(timeout=30)
         expected = all_rows_in_windows(kafka_settings, topic)
-        wait_until(
-            lambda: set(archived(artifact_root, topic)[0]) >= expected,
-            120,
-            "every row of a complete window archived",
-        )
+        wait_archived(artifact_root, topic, expected)
         wait_until(
             lambda: len(read_topic(kafka_settings, kafka_settings.dlq_topic)) >= len(malformed),
             60,

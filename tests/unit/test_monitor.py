@@ -67,6 +67,12 @@ class Consumer:
     def committed(self, tp: TopicPartition, metadata: bool = False) -> Any:
         return self.producer.offsets.get(tp)
 
+    def assignment(self) -> set[TopicPartition]:
+        return {TP}
+
+    def seek(self, tp: TopicPartition, offset: int) -> None:
+        self.position = offset
+
     def group_metadata(self) -> str:
         return "group"
 
@@ -233,16 +239,30 @@ def test_a_dead_letter_that_cannot_be_sent_stops_the_commit(tmp_path: Path) -> N
 class Replay:
     """A partition's records, read from the committed offset on, ``size`` per poll."""
 
-    def __init__(self, records: list[SimpleNamespace], producer: Producer, size: int) -> None:
+    def __init__(
+        self,
+        records: list[SimpleNamespace],
+        producer: Producer,
+        size: int,
+        rebalance_at: int | None = None,
+    ) -> None:
         committed = producer.offsets.get(TP)
         self.position = 0 if committed is None else committed.offset
         self.records, self.producer, self.size = records, producer, size
         self.end = len(records)
+        self.rebalance_at, self.polls = rebalance_at, 0
 
     def subscribe(self, topics: list[str], listener: Any) -> None:
+        self.listener = listener
         listener.on_partitions_assigned([TP])
 
     def poll(self, timeout_ms: int, max_records: int) -> dict[TopicPartition, list[Any]]:
+        self.polls += 1
+        if self.polls == self.rebalance_at:
+            # The partition is revoked and assigned back; the records fetched before
+            # are returned all the same, past the committed offset.
+            self.listener.on_partitions_revoked([TP])
+            self.listener.on_partitions_assigned([TP])
         batch = self.records[self.position : self.position + self.size]
         self.position += len(batch)
         return {TP: batch} if batch else {}
@@ -252,6 +272,12 @@ class Replay:
 
     def committed(self, tp: TopicPartition, metadata: bool = False) -> Any:
         return self.producer.offsets.get(tp)
+
+    def assignment(self) -> set[TopicPartition]:
+        return {TP}
+
+    def seek(self, tp: TopicPartition, offset: int) -> None:
+        self.position = offset
 
     def group_metadata(self) -> str:
         return "group"
@@ -337,6 +363,21 @@ def test_a_consumer_restarted_after_a_failed_commit_repeats_nothing(
         if topic == "rows-dlq"
     )
     assert letters == expected and len(set(letters)) == len(letters)
+
+
+@pytest.mark.parametrize("rebalance_at", [2, 4, 6])
+def test_records_fetched_before_a_rebalance_are_read_again_from_the_commit(
+    tmp_path: Path, rebalance_at: int
+) -> None:
+    records = two_streams(300, seed=3)
+    clean = Producer()
+    monitor(tmp_path / "clean", Replay(records, clean, size=23), clean).run(
+        lambda: False, idle_timeout=0
+    )
+    producer = Producer()
+    replay = Replay(records, producer, size=23, rebalance_at=rebalance_at)
+    monitor(tmp_path / "run", replay, producer).run(lambda: False, idle_timeout=0)
+    assert windows_of(producer, tmp_path / "run") == windows_of(clean, tmp_path / "clean")
 
 
 def test_a_window_that_cannot_be_judged_is_dead_lettered_and_the_loop_goes_on(
