@@ -355,8 +355,8 @@ def count_labeled_rows(windows: Iterable[Path], label_column: str) -> int:
     return len(rows)
 
 
-def last_event_time(path: Path) -> datetime:
-    """The event time of an archived window's last row.
+def first_event_time(path: Path) -> datetime:
+    """The event time of an archived window's first row.
 
     Raises
     ------
@@ -366,7 +366,7 @@ def last_event_time(path: Path) -> datetime:
     rows = _read_window(path, (), None, times=True)
     if not rows:
         raise ArchiveError(f"archived window {path} holds no rows")
-    return rows[-1][3]
+    return rows[0][3]
 
 
 _NO_TIME = datetime.min

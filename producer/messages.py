@@ -97,7 +97,7 @@ class RowMessage(BaseModel):
     """Version of this contract; a reader rejects versions it does not know."""
 
     stream: Annotated[str, AfterValidator(_valid_stream)]
-    """Name of the stream (the data set being replayed); also the message key.
+    """Name of the stream (the data set being replayed); rows of one stream share windows.
     See `check_stream_name` for what a name may be."""
 
     seq: int = Field(ge=0)

@@ -8,7 +8,7 @@ from pathlib import Path
 from consumer.archive import (
     archived_partitions,
     archived_windows,
-    last_event_time,
+    first_event_time,
     select_windows,
 )
 from consumer.events import DriftEvent
@@ -19,8 +19,10 @@ def training_windows(root: Path, event: DriftEvent, lookback: int) -> list[Path]
 
     In the drifted window's partition: ``lookback`` windows before it and every window
     from it on (see :func:`consumer.archive.select_windows`). In the stream's other
-    partitions, whose offsets do not compare: every window whose last row came at or
-    after the drifted window's first row (by event time), and ``lookback`` before.
+    partitions, whose offsets do not compare: every window that began at or after the
+    drifted window began (by event time), and ``lookback`` before. A window that began
+    earlier is left out even if it ends after: its first rows came before the drift
+    showed, and training on them would teach the challenger the old data.
 
     Parameters
     ----------
@@ -50,8 +52,8 @@ def training_windows(root: Path, event: DriftEvent, lookback: int) -> list[Path]
         if partition == window.partition:
             chosen += select_windows(files, window.first_offset, lookback)
         else:
-            # Event times grow along a partition, so the first window that reaches the
+            # Event times grow along a partition, so the first window that begins at the
             # onset is found by bisection, reading a few windows only.
-            start = bisect_left(files, window.first_event_time, key=last_event_time)
+            start = bisect_left(files, window.first_event_time, key=first_event_time)
             chosen += files[max(0, start - lookback) :]
     return chosen

@@ -30,11 +30,13 @@ def drift_event(
     model_name: str = "classifier",
     features: tuple[str, ...] = ("sepal_length", "sepal_width", "petal_length", "petal_width"),
     partition: int = 0,
+    shift_seconds: float = 0.0,
 ) -> DriftEvent:
     """A DriftEvent for window ``first..last`` of a partition, judged for ``model_version``.
 
-    Row ``o`` of every partition has event time ``T0 + o`` seconds.
+    Row ``o`` has event time ``T0 + o + shift_seconds`` seconds.
     """
+    start = T0 + timedelta(seconds=shift_seconds)
     return DriftEvent(
         event_id=event_id_for(topic, partition, first, last),
         stream="iris",
@@ -45,8 +47,8 @@ def drift_event(
             first_offset=first,
             last_offset=last,
             size=last - first + 1,
-            first_event_time=T0 + timedelta(seconds=first),
-            last_event_time=T0 + timedelta(seconds=last),
+            first_event_time=start + timedelta(seconds=first),
+            last_event_time=start + timedelta(seconds=last),
         ),
         detector=DetectorInfo(
             backend="fast", p_val=0.05, correction="bonferroni", threshold=0.0125
@@ -75,6 +77,7 @@ def write_archive(
     model_version: int = 1,
     seed: int = 7,
     partition: int = 0,
+    shift_seconds: float = 0.0,
 ) -> list[DriftEvent]:
     """Archive ``rows`` Iris rows of a topic's partition in tumbling windows; their events.
 
@@ -99,7 +102,7 @@ def write_archive(
             path,
             iris.feature_names,
             offsets,
-            [T0 + timedelta(seconds=o) for o in offsets],
+            [T0 + timedelta(seconds=o + shift_seconds) for o in offsets],
             values[first : last + 1],
             [labels[o] if o % labeled_every == 0 else None for o in offsets],
             iris.label_column,
@@ -113,6 +116,7 @@ def write_archive(
             is_drift=first >= drift_after,
             features=tuple(iris.feature_names),
             partition=partition,
+            shift_seconds=shift_seconds,
         )
         archive.write_verdict(path, event)
         events.append(event)

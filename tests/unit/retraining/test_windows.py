@@ -44,6 +44,17 @@ def test_a_streams_windows_come_from_every_partition_since_the_onset(
     assert list(rows.partitions[:3]) == [0, 1, 2]  # ordered by event time, then partition
 
 
+def test_a_window_of_another_partition_that_began_before_the_onset_is_left_out(
+    root: Path, iris: Dataset
+) -> None:
+    onset = write_archive(root, TOPIC, iris, rows=300, partition=0)[3]  # rows 150-199
+    # Partition 1's rows run 25 s ahead: its window 150-199 spans T0+125..T0+174.
+    write_archive(root, TOPIC, iris, rows=300, partition=1, shift_seconds=-25)
+    windows = training_windows(root, onset, lookback=0)
+    assert names([w for w in windows if w.parent.name == "1"]) == [200, 250]
+    assert names([w for w in windows if w.parent.name == "0"]) == [150, 200, 250]
+
+
 def test_labeled_rows_are_deduplicated_ordered_and_labeled_only(root: Path, iris: Dataset) -> None:
     write_archive(root, TOPIC, iris, rows=200, window=50, labeled_every=2)
     directory = root / "archive" / TOPIC / "iris" / "0"
