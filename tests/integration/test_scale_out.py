@@ -43,6 +43,7 @@ class Consumer:
     """One `python -m consumer` process of the group, logging to its own file."""
 
     def __init__(self, env: dict[str, str], root: Path, name: str, logs: Path) -> None:
+        logs.mkdir(parents=True, exist_ok=True)
         self.name, self.log = name, logs / f"{name}.log"
         self.env, self.root = env, root
         self.process: subprocess.Popen | None = None
@@ -303,3 +304,29 @@ def test_kill_9_at_random_points_leaves_every_event_and_dead_letter_once(
     letters = Counter(r.value for r in read_topic(kafka_settings, kafka_settings.dlq_topic))
     assert len(malformed) > 20
     assert letters == Counter(malformed)
+
+
+def test_a_second_consumer_under_the_same_instance_id_takes_over_and_the_first_says_why(
+    kafka_settings: KafkaSettings,
+    spread: dict[str, str],
+    iris_csv: Path,
+    artifact_root: Path,
+    tmp_path: Path,
+) -> None:
+    first = Consumer(spread, artifact_root, "twin", tmp_path / "a")
+    second: Consumer | None = None
+    rows = producer(spread, iris_csv, "iris", 3000, 200, seed=4)
+    try:
+        wait_until(lambda: first.logged(" window=") >= 2, 60, "the first consumer judging")
+        second = Consumer(spread, artifact_root, "twin", tmp_path / "b")
+        assert first.process is not None
+        assert first.process.wait(timeout=60) == 3
+        assert "another consumer of group 'scale-test' started as instance 'twin'" in (
+            first.log.read_text()
+        )
+        wait_until(lambda: second.logged(" window=") >= 2, 60, "the second consumer judging")
+    finally:
+        rows.kill()
+        for c in (first, second):
+            if c is not None:
+                c.reap()

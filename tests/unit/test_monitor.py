@@ -17,6 +17,7 @@ from kafka.errors import KafkaTimeoutError
 from kafka.structs import TopicPartition
 
 from consumer.archive import WindowArchive
+from consumer.checkpoint import CheckpointError, Resume
 from consumer.dead_letters import REASON_HEADER
 from consumer.decoding import RowDecoder
 from consumer.detection import FastKS
@@ -405,3 +406,25 @@ def test_a_window_that_cannot_be_judged_is_dead_lettered_and_the_loop_goes_on(
     )
     assert b"overflow in the detector" in dict(letters[0]["headers"])["driftloop.error.detail"]
     assert producer.commits == [30]
+
+
+def test_a_commit_naming_windows_this_archive_lacks_stops_the_consumer(tmp_path: Path) -> None:
+    # Another consumer archived stream s up to row 30 elsewhere and committed 20.
+    producer = Producer()
+    producer.offsets[TP] = Resume(20, 35, {"s": 30}, window=(WINDOW, WINDOW)).commit()
+    records = [record(i, row(i)) for i in range(40)]
+    with pytest.raises(CheckpointError, match="must use the same artifact root"):
+        monitor(tmp_path, Replay(records, producer, size=40), producer).run(
+            lambda: False, idle_timeout=0
+        )
+    assert producer.commits == []
+
+
+def test_a_commit_by_a_consumer_cutting_other_windows_stops_the_consumer(tmp_path: Path) -> None:
+    producer = Producer()
+    producer.offsets[TP] = Resume(20, 35, window=(50, 50)).commit()
+    records = [record(i, row(i)) for i in range(40)]
+    with pytest.raises(CheckpointError, match="must cut the same windows"):
+        monitor(tmp_path, Replay(records, producer, size=40), producer).run(
+            lambda: False, idle_timeout=0
+        )
