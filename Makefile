@@ -8,7 +8,7 @@ UV          := $(VENV)/bin/uv
 UV_VERSION  := 0.13.9
 STAMP       := $(VENV)/.installed
 
-.PHONY: setup demo demo-explore test test-unit lint typecheck broker-start broker-stop broker-status bench bench-loop lock clean
+.PHONY: setup demo demo-explore test test-unit lint typecheck broker-start broker-stop broker-status bench bench-loop bench-scale lock clean
 
 setup: $(STAMP) data/iris.csv
 
@@ -65,6 +65,11 @@ bench: setup
 bench-loop: setup
 	$(PY) -m broker fetch
 	$(PY) -m bench.loop_latency
+
+# Consumers as processes: SIGKILL -> first window after a restart, rows/s per partition and process.
+bench-scale: setup
+	$(PY) -m broker fetch
+	$(PY) -m bench.scale
 
 # Re-resolve requirements.lock after changing pyproject.toml's dependencies.
 lock:
