@@ -23,8 +23,9 @@ artifact root; each process logs to a file of its own). Two parts:
   messages only) see nothing yet. Once every consumer has logged its share of
   the partitions, the transaction commits and the whole backlog appears at
   once; the time runs from that commit to the last window any consumer judges.
-  Each consumer exits after ``--idle-exit`` seconds without rows and logs the
-  rows it counted.
+  Once every complete window is judged the consumers are stopped with SIGTERM
+  (``--idle-exit`` only bounds the wait for the release) and log the rows they
+  counted.
 
 Log timestamps and the benchmark's own clock are both ``time.time()`` on this
 machine, so they compare directly.
@@ -598,6 +599,7 @@ class HeldRows:
         self.producer.close(timeout=0)
 
 
+DEFAULT_WINDOW = ConsumerSettings.model_fields["window_size"].default
 HOLD_TIMEOUT_MS = 300_000
 """The loader's transaction timeout: loading and every consumer's start-up fit in it."""
 
@@ -631,6 +633,37 @@ def _settled(consumers: list[ConsumerProcess], partitions: int) -> bool:
             return False
         latest.append(lines[-1])
     return sum(map(len, latest)) == partitions and set().union(*latest) == set(range(partitions))
+
+
+def _windowed_rows(rows: int, partitions: int, window: int = DEFAULT_WINDOW) -> int:
+    """Rows in complete windows when ``rows`` of one stream go round-robin over ``partitions``.
+
+    >>> _windowed_rows(1000, 4, 50), _windowed_rows(1030, 1, 50)
+    (1000, 1000)
+    """
+    per_partition = [len(range(p, rows, partitions)) for p in range(partitions)]
+    return sum(n - n % window for n in per_partition)
+
+
+def _stop_when_judged(consumers: list[ConsumerProcess], rows: int) -> None:
+    """SIGTERM the consumers once their windows hold ``rows`` rows (or all have exited).
+
+    The consumers stop cleanly (committing, logging ``stopped:``) without waiting out
+    ``--idle-exit``, which only guards the wait for the release.
+    """
+    deadline = time.monotonic() + 900
+    while True:
+        for consumer in consumers:
+            consumer.refresh()
+        judged = sum(window_rows(w) or 0 for c in consumers for w in c.windows())
+        running = [c for c in consumers if c.process.poll() is None]
+        if judged >= rows or not running:
+            break
+        if time.monotonic() > deadline:
+            raise ScaleBenchError(f"{judged} of {rows} rows judged in 900 s")
+        time.sleep(0.05)
+    for consumer in running:
+        consumer.process.send_signal(signal.SIGTERM)
 
 
 def measure_throughput(
@@ -670,10 +703,11 @@ def measure_throughput(
         name,
         held.load_seconds,
     )
+    _stop_when_judged(consumers, _windowed_rows(len(values), partitions))
     result = Throughput(case, partitions, processes, len(values), round_no)
     ends = []
     for consumer in consumers:
-        code = consumer.wait_exit(timeout=900)
+        code = consumer.wait_exit(timeout=60)
         if code != 0:
             raise ScaleBenchError(f"consumer exited with {code}:\n{consumer.tail()}")
         stopped = consumer.first(lambda line: line.message.startswith("stopped: "))
@@ -826,7 +860,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         "--rows", type=int, default=200_000, help="rows loaded per throughput topic (200000)"
     )
     parser.add_argument(
-        "--rounds", type=int, default=1, help="rounds of the three throughput cases (1)"
+        "--rounds", type=int, default=2, help="rounds of the three throughput cases (2)"
     )
     parser.add_argument(
         "--rate", type=float, default=500.0, help="producer rows/s while restarting (500)"
@@ -834,8 +868,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument(
         "--idle-exit",
         type=float,
-        default=10.0,
-        help="seconds without rows before a throughput consumer exits (10)",
+        default=60.0,
+        help="seconds a throughput consumer waits for rows before it exits (60); it is "
+        "stopped with SIGTERM once every window is judged",
     )
     parser.add_argument(
         "--parts",
