@@ -257,8 +257,7 @@ def _nothing_to_plot(source: Path, found: int) -> str:
             "(see the warnings above)"
         )
     return (
-        f"nothing to plot: no window verdicts (<stream>/<partition>/*.seg) under {source} "
-        f"({hint})"
+        f"nothing to plot: no window verdicts (<stream>/<partition>/*.seg) under {source} ({hint})"
     )
 
 
