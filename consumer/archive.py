@@ -929,17 +929,30 @@ def read_labeled_rows(
     ArchiveError
         If a window lacks a feature or the label column, or holds a malformed cell.
     """
-    by_row: dict[tuple[int, int], tuple[datetime, list[float], str]] = {}
-    for window, offsets, values, labels, times in _labeled(windows, feature_names, label_column):
-        for offset, row, label, when in zip(offsets, values, labels, times, strict=True):
-            by_row.setdefault((window.partition, offset), (_event_time(when, window), row, label))
-    keys = sorted(by_row, key=lambda key: (by_row[key][0], key))
-    features = np.array([by_row[k][1] for k in keys], dtype=np.float64)
+    # Rows are gathered as arrays and placed by index: a Python list per row would
+    # cost several times the reading (the garbage collector walks every one).
+    first_seen: dict[tuple[int, int], int] = {}
+    chunks: list[np.ndarray] = []
+    labels: list[str] = []
+    times: list[str] = []
+    for window, offsets, values, window_labels, window_times in _labeled(
+        windows, feature_names, label_column
+    ):
+        base = len(labels)
+        chunks.append(values)
+        labels += window_labels
+        times += window_times
+        for i, offset in enumerate(offsets):
+            first_seen.setdefault((window.partition, offset), base + i)
+    order = sorted(first_seen.items(), key=lambda item: (_event_time(times[item[1]]), item[0]))
+    rows = np.array([index for _, index in order], dtype=np.int64)
+    width = len(feature_names)
+    features = np.concatenate(chunks) if chunks else np.empty((0, width))
     return LabeledRows(
-        partitions=np.array([k[0] for k in keys], dtype=np.int64),
-        offsets=np.array([k[1] for k in keys], dtype=np.int64),
-        features=features.reshape(len(keys), len(feature_names)),
-        labels=[by_row[k][2] for k in keys],
+        partitions=np.array([key[0] for key, _ in order], dtype=np.int64),
+        offsets=np.array([key[1] for key, _ in order], dtype=np.int64),
+        features=np.ascontiguousarray(features[rows].reshape(len(rows), width), dtype=np.float64),
+        labels=[labels[i] for i in rows.tolist()],
         feature_names=list(feature_names),
     )
 
@@ -974,7 +987,7 @@ def last_event_time(window: ArchivedWindow) -> datetime:
 
 def _labeled(
     windows: Iterable[ArchivedWindow], feature_names: Sequence[str], label_column: str
-) -> Iterator[tuple[ArchivedWindow, list[int], list[list[float]], list[str], list[str]]]:
+) -> Iterator[tuple[ArchivedWindow, list[int], np.ndarray, list[str], list[str]]]:
     """Per window: the offsets, chosen feature values, labels and times of its labeled rows."""
     reader = _Reader()
     for window in windows:
@@ -990,7 +1003,7 @@ def _labeled(
         yield (
             window,
             record.offsets[keep].tolist(),
-            values.tolist(),
+            values,
             [record.labels[i] for i in keep],
             [record.event_times[i] for i in keep],
         )

@@ -17,6 +17,7 @@ from pydantic_core import to_json
 
 from consumer.archive import WindowArchive
 from consumer.events import DriftEvent
+from data.durable import write_atomic
 
 _CSV_SPECIALS = (",", '"', "\r", "\n")
 
@@ -30,22 +31,15 @@ def _csv_cell(label: int | str | None) -> str:
     return text
 
 
-def write_window_files(
-    root: Path,
-    event: DriftEvent,
+def window_csv(
     feature_names: Sequence[str],
     offsets: Sequence[int],
     event_times: Sequence[datetime],
     values: np.ndarray,
     labels: Sequence[int | str | None],
     label_column: str,
-) -> Path:
-    """Write one window's ``.csv`` and ``.json`` where the old consumer did; the ``.csv``."""
-    w = event.window
-    path = WindowArchive(root, fsync=False).path_for(
-        w.topic, event.stream, w.partition, w.first_offset, w.last_offset
-    )
-    path.parent.mkdir(parents=True, exist_ok=True)
+) -> bytes:
+    """A window's ``.csv`` as the per-window layout held it."""
     header = io.StringIO()
     csv.writer(header, lineterminator="\n").writerow(
         ["offset", "event_time", *feature_names, label_column]
@@ -59,6 +53,35 @@ def write_window_files(
         zip(map(str, offsets), time_lines, number_lines, map(_csv_cell, labels), strict=True),
     )
     body = "\n".join(lines)
-    path.write_bytes((header.getvalue() + body + ("\n" if body else "")).encode())
-    path.with_suffix(".json").write_bytes(event.to_bytes())
+    return (header.getvalue() + body + ("\n" if body else "")).encode()
+
+
+def write_window_files(
+    root: Path,
+    event: DriftEvent,
+    feature_names: Sequence[str],
+    offsets: Sequence[int],
+    event_times: Sequence[datetime],
+    values: np.ndarray,
+    labels: Sequence[int | str | None],
+    label_column: str,
+    fsync: bool = False,
+) -> Path:
+    """Write one window's ``.csv`` and ``.json`` where the old consumer did; the ``.csv``.
+
+    With ``fsync``, each file atomically and fsynced, as the old consumer did (the
+    caller fsyncs the directory once per poll).
+    """
+    w = event.window
+    path = WindowArchive(root, fsync=False).path_for(
+        w.topic, event.stream, w.partition, w.first_offset, w.last_offset
+    )
+    path.parent.mkdir(parents=True, exist_ok=True)
+    rows = window_csv(feature_names, offsets, event_times, values, labels, label_column)
+    if fsync:
+        write_atomic(path, rows, fsync=True, sync_dir=False)
+        write_atomic(path.with_suffix(".json"), event.to_bytes(), fsync=True, sync_dir=False)
+    else:
+        path.write_bytes(rows)
+        path.with_suffix(".json").write_bytes(event.to_bytes())
     return path
