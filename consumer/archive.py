@@ -220,6 +220,8 @@ def _head(payload: bytes, first: int, last: int, rows: int) -> bytes:
 
 
 def encode_record(
+    first_offset: int,
+    last_offset: int,
     feature_names: Sequence[str],
     offsets: Sequence[int],
     event_times: Sequence[datetime],
@@ -229,6 +231,9 @@ def encode_record(
     verdict: bytes,
 ) -> bytes:
     """One window's record (head and payload), as a segment holds it.
+
+    ``first_offset`` and ``last_offset`` identify the window (readers key it by them);
+    the other arguments are those of :meth:`WindowArchive.append`.
 
     Raises
     ------
@@ -248,8 +253,6 @@ def encode_record(
         )
     if not np.isfinite(values).all():
         raise ValueError("values must be finite")
-    if not len(offsets):
-        raise ValueError("a window holds at least one row")
     times = to_json(list(event_times))
     # str() is what the csv module writes of a label; None is an empty cell.
     texts = to_json([None if label is None else str(label) for label in labels])
@@ -263,7 +266,7 @@ def encode_record(
     ).encode()
     offset_bytes = np.asarray(offsets, dtype="<i8").tobytes()
     payload = b"".join((meta, b"\n", offset_bytes, values.tobytes(), times, texts, verdict))
-    return _head(payload, int(offsets[0]), int(offsets[-1]), len(offsets)) + payload
+    return _head(payload, first_offset, last_offset, len(offsets)) + payload
 
 
 class WindowArchive:
@@ -383,13 +386,27 @@ class WindowArchive:
         """
         window = event.window
         directory = self.directory_for(window.topic, event.stream, window.partition)
+        # Checked before a segment is begun: refused rows leave nothing behind.
+        encode_record(0, 0, feature_names, offsets, event_times, values, labels, label_column, b"")
         segment = self._segment(directory, window.first_offset)
         name = f"{segment.path.as_posix()}#{window_id(window.first_offset, window.last_offset)}"
         archived = event.model_copy(update={"archive_path": name})
         record = encode_record(
-            feature_names, offsets, event_times, values, labels, label_column, archived.to_bytes()
+            window.first_offset,
+            window.last_offset,
+            feature_names,
+            offsets,
+            event_times,
+            values,
+            labels,
+            label_column,
+            archived.to_bytes(),
         )
-        segment.handle.write(record)
+        try:
+            segment.handle.write(record)
+        except BaseException:
+            self._abandon(segment)
+            raise
         segment.size += len(record)
         segment.unsynced = True
         return archived
@@ -398,9 +415,13 @@ class WindowArchive:
         """Make every window appended so far durable: fsync the segments, then new directories."""
         for segment in [*self._open.values(), *self._closing]:
             if segment.unsynced:
-                segment.handle.flush()
-                if self.fsync:
-                    os.fsync(segment.handle.fileno())
+                try:
+                    segment.handle.flush()
+                    if self.fsync:
+                        os.fsync(segment.handle.fileno())
+                except BaseException:
+                    self._abandon(segment)
+                    raise
                 segment.unsynced = False
         while self._closing:
             self._closing.pop().handle.close()
@@ -414,6 +435,20 @@ class WindowArchive:
         self._closing += self._open.values()
         self._open.clear()
         self.sync()
+
+    def _abandon(self, segment: _Segment) -> None:
+        """Stop appending to a segment a write failed in: its tail may be torn.
+
+        Readers stop at a torn record, so nothing may follow it; the next window
+        begins a new segment.
+        """
+        self._open = {d: s for d, s in self._open.items() if s is not segment}
+        if segment in self._closing:
+            self._closing.remove(segment)
+        try:
+            segment.handle.close()
+        except OSError as err:
+            logger.warning("archive segment=%s abandoned: %s", segment.path, err)
 
     def open_segments(self) -> list[Path]:
         """The segments this archive appends to."""
@@ -467,7 +502,12 @@ class WindowArchive:
         names = sorted(_segment_names(directory))
         if len(names) < 2:
             return []
-        protected = lineage_segments(self.artifact_root)
+        try:
+            protected = lineage_segments(self.artifact_root)
+        except ArchiveError as err:
+            # Without the lineage, no segment is known to be free to go.
+            logger.warning("archive retention skipped directory=%s: %s", directory, err)
+            return []
         open_paths = {segment.path for segment in self._open.values()}
         segments = [directory / name for _, name in names]
         rows_after = 0
@@ -478,7 +518,6 @@ class WindowArchive:
                 stat = path.stat()
             except FileNotFoundError:
                 continue
-            rows = sum(head.rows for head in _scan(path))
             age_hours = (when - stat.st_mtime) / 3600
             reason = None
             if self.retention_hours is not None and age_hours > self.retention_hours:
@@ -491,14 +530,15 @@ class WindowArchive:
                 or path in open_paths
                 or _archive_key(path) in protected
             ):
-                rows_after += rows
+                if self.retention_rows is not None and rows_after < self.retention_rows:
+                    # Read only while the rows kept are short of the setting.
+                    rows_after += sum(head.rows for head in _scan(path))
                 continue
             path.unlink()
             removed.append(path)
             logger.info(
-                "archive retention removed segment=%s rows=%d bytes=%d age_h=%.2f reason=%s",
+                "archive retention removed segment=%s bytes=%d age_h=%.2f reason=%s",
                 path,
-                rows,
                 stat.st_size,
                 age_hours,
                 reason,

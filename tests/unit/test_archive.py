@@ -215,6 +215,41 @@ def test_a_window_judged_again_after_a_crash_is_read_once_its_last_record(
     assert len(all_windows(tmp_path, "rows")) == 2
 
 
+def test_after_a_failed_write_the_next_window_begins_a_new_segment(tmp_path: Path) -> None:
+    archive = WindowArchive(tmp_path)
+    append(archive, 0, np.ones((50, 2)), [1] * 50)
+    archive.sync()
+    (segment,) = archive._open.values()
+    real_write = segment.handle.write
+
+    def half_then_fail(data: bytes) -> int:
+        real_write(data[: len(data) // 2])
+        segment.handle.flush()
+        raise OSError(28, "No space left on device")
+
+    segment.handle.write = half_then_fail  # type: ignore[method-assign]
+    with pytest.raises(OSError, match="No space"):
+        append(archive, 50, np.ones((50, 2)), [1] * 50)
+    append(archive, 50, np.ones((50, 2)), [1] * 50)  # the consumer cuts it again
+    append(archive, 100, np.ones((50, 2)), [1] * 50)
+    archive.sync()
+
+    windows = archived_windows(tmp_path, "rows", "iris", 0)
+    assert [w.first_offset for w in windows] == [0, 50, 100]
+    assert windows[0].path == segment.path != windows[1].path == windows[2].path
+
+
+def test_a_window_without_rows_is_archived_with_its_verdict(tmp_path: Path) -> None:
+    archive = WindowArchive(tmp_path)
+    archived = archive.append(event(7, 9), FEATURES, [], [], np.empty((0, 2)), [], "target")
+    archive.sync()
+    (window,) = archived_windows(tmp_path, "rows", "iris", 0)
+    record = read_window(window)
+    assert (window.first_offset, window.last_offset, len(record.offsets)) == (7, 9, 0)
+    assert record.values.shape == (0, 2)
+    assert DriftEvent.from_bytes(record.verdict or b"") == archived
+
+
 @pytest.mark.parametrize(
     ("values", "labels", "message"),
     [
