@@ -620,9 +620,11 @@ def _scan(path: Path, data: bytes | None = None) -> list[_Head]:
         heads.append(_Head(position, HEAD_SIZE + length, first, last, rows))
         position = end
     if position != size:
-        # Only a crashed poll leaves this: its windows were never committed.
-        logger.warning(
-            "archive segment=%s ignoring %d byte(s) of torn tail at byte %d",
+        # A poll killed before its fsync, or one being appended as this reads: either
+        # way its windows are not committed yet, and will be whole or judged again.
+        logger.info(
+            "archive segment=%s ignoring %d byte(s) after its last whole record at byte %d "
+            "(torn tail, or a poll still being written)",
             path,
             size - position,
             position,
