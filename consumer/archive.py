@@ -1,33 +1,84 @@
-"""The window archive: every judged window's rows and verdict, written and read back."""
+"""The window archive: every judged window's rows and verdict, written and read back.
+
+Layout under ``<root>/archive/<topic>/<stream>/<partition>/``:
+
+- ``<seq>-<first>.seg``: a segment, append-only, several windows each (the
+  consumer's layout). Each window is one record::
+
+      head (36 bytes, little-endian): magic b"DLW1", payload length, payload crc32,
+                                      first offset, last offset, rows, head crc32
+      payload: a JSON line (feature names, label column, part sizes), then the
+               offsets (int64), the values (float64, row-major), the event times
+               (JSON array of ISO 8601 text), the labels (JSON array of text or
+               null) and the verdict (the DriftEvent's JSON)
+
+  A record is valid only if both checksums match and it lies wholly inside the
+  file; a reader stops at the first record that is not, so the torn tail a crash
+  leaves (a poll appended but not yet fsynced) is never read. A writer never
+  appends to a segment another process (or an earlier run) created, so nothing
+  valid ever follows a torn tail. A window judged again after a crash is
+  appended again, to a newer segment: the last record of a window wins, since
+  the earlier one's Kafka transaction never committed (the offsets commit in
+  the same transaction, so a committed window is never cut again) and the last
+  is the one the drift topic carries.
+- ``<first>-<last>.csv`` and ``.json``: one window's rows and verdict (the
+  per-window layout of earlier versions), still read, never written.
+
+Values are kept as float64 bits and labels as the text the csv module would read
+back, so a reader gets exactly what the per-window files gave.
+"""
 
 from __future__ import annotations
 
 import csv
 import hashlib
-import io
+import json
+import logging
 import os
 import re
-from collections.abc import Iterable, Sequence
+import struct
+import time
+import zlib
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
+from typing import IO, Any
 from urllib.parse import quote
 
 import numpy as np
 from pydantic_core import to_json
 
 from consumer.events import DriftEvent
-from data.durable import fsync_dir, write_atomic
+from data.durable import fsync_dir
+
+logger = logging.getLogger(__name__)
 
 _OFFSET_DIGITS = 12
-"""Width of the zero-padded offsets in a window's file name, so names sort by offset."""
+"""Width of the zero-padded offsets in window ids and names, so names sort by offset."""
 
 _WINDOW_FILE = re.compile(rf"(\d{{{_OFFSET_DIGITS}}})-(\d{{{_OFFSET_DIGITS}}})\.csv")
-"""A window's rows file, ``<first>-<last>.csv``, as :func:`window_file_name` writes it."""
+"""A per-window rows file, ``<first>-<last>.csv`` (the layout of earlier versions)."""
 
+_VERDICT_FILE = re.compile(rf"(\d{{{_OFFSET_DIGITS}}})-(\d{{{_OFFSET_DIGITS}}})\.json")
+
+_SEGMENT_FILE = re.compile(rf"(\d{{8}})-(\d{{{_OFFSET_DIGITS}}})\.seg")
+"""A segment, ``<seq>-<first offset of its first window>.seg``; ``seq`` orders them."""
 
 _STREAM_DIR_MAX = 120
 """Longest directory name a stream gets; longer names are cut and hashed."""
+
+_MAGIC = b"DLW1"
+_HEAD = struct.Struct("<4sIIqqI")
+"""magic, payload length, payload crc32, first offset, last offset, rows."""
+_HEAD_CRC = struct.Struct("<I")
+HEAD_SIZE = _HEAD.size + _HEAD_CRC.size
+"""Bytes of a record's head."""
+
+SEGMENT_BYTES = 64 * 2**20
+"""Default size at which a segment is closed and the next one begun."""
+SEGMENT_SECONDS = 3600.0
+"""Default age at which a segment is closed and the next one begun."""
 
 
 class ArchiveError(RuntimeError):
@@ -56,71 +107,226 @@ def stream_directory(stream: str) -> str:
     return f"{encoded[: _STREAM_DIR_MAX - 17]}~{digest}"
 
 
+def window_id(first_offset: int, last_offset: int) -> str:
+    """A window's id within its partition: its first and last offset, zero-padded.
+
+    >>> window_id(300, 349)
+    '000000000300-000000000349'
+    """
+    return f"{first_offset:0{_OFFSET_DIGITS}d}-{last_offset:0{_OFFSET_DIGITS}d}"
+
+
 def window_file_name(first_offset: int, last_offset: int) -> str:
-    """The name of a window's rows file; the reader's :data:`_WINDOW_FILE` matches it.
+    """The name of a window's rows file in the per-window layout of earlier versions.
 
     >>> window_file_name(300, 349)
     '000000000300-000000000349.csv'
     """
-    return f"{first_offset:0{_OFFSET_DIGITS}d}-{last_offset:0{_OFFSET_DIGITS}d}.csv"
+    return f"{window_id(first_offset, last_offset)}.csv"
 
 
-_CSV_SPECIALS = (",", '"', "\r", "\n")
-"""Characters that make the csv module quote a field (the delimiter, the quote, line breaks)."""
+# --------------------------------------------------------------------------- locations
 
 
-def _csv_cell(label: int | str | None) -> str:
-    """A label as the csv module writes it: quoted only when it holds a special character."""
-    if label is None:
-        return ""
-    text = str(label)
-    if any(char in text for char in _CSV_SPECIALS):
-        return '"' + text.replace('"', '""') + '"'
-    return text
+@dataclass(frozen=True)
+class ArchivedWindow:
+    """Where one archived window lies: a record of a segment, or a per-window file.
 
+    ``str()`` of it is its lineage name: ``<segment>#<first>-<last>`` for a record,
+    the ``.csv`` path for a per-window file; :func:`resolve_window` reads it back.
 
-def _number_lines(values: np.ndarray) -> list[str]:
-    """Each row of ``values`` as comma-separated shortest round-trip decimals.
-
-    Serialized by pydantic-core (Rust) rather than by ``repr`` per float, which
-    costs several times as much as everything else in a row. The text differs
-    from ``repr`` only in exponent style (``1e-05`` is written ``0.00001``);
-    ``float()`` reads back exactly the same value.
+    Attributes
+    ----------
+    path : pathlib.Path
+        The segment, or the per-window ``.csv``.
+    partition, first_offset, last_offset : int
+        The window's partition and offsets.
+    position : int or None
+        Where the record starts in the segment; None for a per-window file.
+    length : int
+        The record's bytes, head included (0 for a per-window file).
     """
-    text = to_json(values.tolist()).decode()
-    return text[2:-2].split("],[") if len(values) else []
+
+    path: Path
+    partition: int
+    first_offset: int
+    last_offset: int
+    position: int | None = None
+    length: int = 0
+
+    @property
+    def window_id(self) -> str:
+        return window_id(self.first_offset, self.last_offset)
+
+    @property
+    def in_segment(self) -> bool:
+        return self.position is not None
+
+    @property
+    def name(self) -> str:
+        """The window's name without its directory: ``<segment name>#<id>`` or the file name."""
+        return f"{self.path.name}#{self.window_id}" if self.in_segment else self.path.name
+
+    def __str__(self) -> str:
+        if self.in_segment:
+            return f"{self.path.as_posix()}#{self.window_id}"
+        return self.path.as_posix()
 
 
-def _iso_times(times: Sequence[datetime]) -> list[str]:
-    """ISO 8601 text of each time, as on the wire (UTC as ``Z``), serialized in one call."""
-    text = to_json(list(times)).decode()
-    # ISO 8601 text holds no quote or comma, so the JSON array splits cleanly.
-    return text[2:-2].split('","') if times else []
+@dataclass(frozen=True, eq=False)
+class WindowRecord:
+    """One archived window read back whole: its rows and its verdict.
+
+    Attributes
+    ----------
+    offsets : numpy.ndarray
+        int64 offset of each row.
+    event_times : list of str
+        ISO 8601 event time of each row, as written.
+    values : numpy.ndarray
+        float64, shape ``(rows, len(feature_names))``.
+    labels : list of str
+        Each row's label as the csv module reads it back, stripped; ``""`` if unlabeled.
+    feature_names : list of str
+    label_column : str
+    verdict : bytes or None
+        The DriftEvent's JSON; None for a per-window file without its ``.json``.
+    """
+
+    offsets: np.ndarray
+    event_times: list[str]
+    values: np.ndarray
+    labels: list[str]
+    feature_names: list[str]
+    label_column: str
+    verdict: bytes | None
+
+
+# --------------------------------------------------------------------------- writing
+
+
+@dataclass(eq=False)
+class _Segment:
+    path: Path
+    handle: IO[bytes]
+    created: float
+    size: int = 0
+    unsynced: bool = False
+
+
+def _head(payload: bytes, first: int, last: int, rows: int) -> bytes:
+    head = _HEAD.pack(_MAGIC, len(payload), zlib.crc32(payload), first, last, rows)
+    return head + _HEAD_CRC.pack(zlib.crc32(head))
+
+
+def encode_record(
+    first_offset: int,
+    last_offset: int,
+    feature_names: Sequence[str],
+    offsets: Sequence[int],
+    event_times: Sequence[datetime],
+    values: np.ndarray,
+    labels: Sequence[int | str | None],
+    label_column: str,
+    verdict: bytes,
+) -> bytes:
+    """One window's record (head and payload), as a segment holds it.
+
+    ``first_offset`` and ``last_offset`` identify the window (readers key it by them);
+    the other arguments are those of :meth:`WindowArchive.append`.
+
+    Raises
+    ------
+    ValueError
+        If the columns disagree in length or a value is not finite.
+    """
+    values = np.ascontiguousarray(values, dtype="<f8")
+    if values.shape != (len(offsets), len(feature_names)):
+        raise ValueError(
+            f"values has shape {values.shape}; expected "
+            f"({len(offsets)}, {len(feature_names)}): a row per offset, a column per feature"
+        )
+    if not len(event_times) == len(labels) == len(offsets):
+        raise ValueError(
+            f"{len(offsets)} offsets, {len(event_times)} event times and {len(labels)} "
+            "labels: one of each per row"
+        )
+    if not np.isfinite(values).all():
+        raise ValueError("values must be finite")
+    times = to_json(list(event_times))
+    # str() is what the csv module writes of a label; None is an empty cell.
+    texts = to_json([None if label is None else str(label) for label in labels])
+    meta = json.dumps(
+        {
+            "features": list(feature_names),
+            "label_column": label_column,
+            "parts": [len(times), len(texts), len(verdict)],
+        },
+        separators=(",", ":"),
+    ).encode()
+    offset_bytes = np.asarray(offsets, dtype="<i8").tobytes()
+    payload = b"".join((meta, b"\n", offset_bytes, values.tobytes(), times, texts, verdict))
+    return _head(payload, first_offset, last_offset, len(offsets)) + payload
 
 
 class WindowArchive:
-    """Writes each window, atomically, under ``<root>/archive/<topic>/<stream>/<partition>/``.
+    """Appends each window to a segment under ``<root>/archive/<topic>/<stream>/<partition>/``.
 
-    The stream's directory name is :func:`stream_directory`'s: a stream's windows
-    from every partition lie under one directory.
+    The stream's directory name is :func:`stream_directory`'s. Each (topic, stream,
+    partition) has one open segment at a time; it is closed, and the next begun,
+    once it holds ``segment_bytes`` or is ``segment_seconds`` old. Every process
+    begins its own segments, so a torn tail is never followed by valid records.
 
-    A window's rows go to ``<first>-<last>.csv`` (offset, event time, features,
-    label) and its verdict to ``<first>-<last>.json`` (the DriftEvent, drifted or
-    not). A window judged again after a restart has the same name and the same
-    content, so rewriting it changes nothing.
+    Windows appended are durable once :meth:`sync` returns: it fsyncs each segment
+    appended to since the last sync (one fsync per segment per poll), then each
+    directory a segment was created in. With ``fsync=False`` nothing is flushed to
+    disk (for tests and benchmarks that measure everything else).
 
-    A file is whole or absent after a crash; the windows written are durable once
-    :meth:`sync` returns. With ``fsync=False`` nothing is flushed to disk (for
-    tests and benchmarks that measure everything else).
+    With ``retention_hours`` or ``retention_rows``, beginning a segment removes the
+    partition's old ones (see :meth:`prune`).
 
-    Values are written as shortest round-trip decimals and event times as ISO 8601
-    (UTC as ``Z``), so reading a file back gives exactly the values judged.
+    Parameters
+    ----------
+    root : pathlib.Path
+        The artifact root.
+    fsync : bool
+        fsync in :meth:`sync`.
+    segment_bytes, segment_seconds : int, float
+        When a segment is closed.
+    retention_hours : float, optional
+        Remove segments last written longer ago than this.
+    retention_rows : int, optional
+        Remove a partition's oldest segments while the newer ones hold this many rows.
     """
 
-    def __init__(self, root: Path, fsync: bool = True) -> None:
-        self.root = Path(root) / "archive"
+    def __init__(
+        self,
+        root: Path,
+        fsync: bool = True,
+        *,
+        segment_bytes: int = SEGMENT_BYTES,
+        segment_seconds: float = SEGMENT_SECONDS,
+        retention_hours: float | None = None,
+        retention_rows: int | None = None,
+    ) -> None:
+        if segment_bytes < 1:
+            raise ValueError(f"segment_bytes must be positive, got {segment_bytes}")
+        if segment_seconds <= 0:
+            raise ValueError(f"segment_seconds must be positive, got {segment_seconds}")
+        if retention_hours is not None and retention_hours <= 0:
+            raise ValueError(f"retention_hours must be positive, got {retention_hours}")
+        if retention_rows is not None and retention_rows < 1:
+            raise ValueError(f"retention_rows must be positive, got {retention_rows}")
+        self.artifact_root = Path(root)
+        self.root = self.artifact_root / "archive"
         self.fsync = fsync
-        self._unsynced: set[Path] = set()
+        self.segment_bytes = segment_bytes
+        self.segment_seconds = segment_seconds
+        self.retention_hours = retention_hours
+        self.retention_rows = retention_rows
+        self._open: dict[Path, _Segment] = {}
+        self._closing: list[_Segment] = []
+        self._new_dirs: set[Path] = set()
 
     def directory_for(self, topic: str, stream: str, partition: int | None = None) -> Path:
         """The directory of a stream's windows (of one partition, with ``partition``)."""
@@ -130,102 +336,329 @@ class WindowArchive:
     def path_for(
         self, topic: str, stream: str, partition: int, first_offset: int, last_offset: int
     ) -> Path:
-        """Where the rows of a window are archived (the ``.csv``)."""
+        """A window's name in the per-window layout (``<first>-<last>.csv``).
+
+        No file of that name is written any more; :func:`resolve_window` still finds
+        the window by it. :meth:`append` returns the event naming its segment.
+        """
         return self.directory_for(topic, stream, partition) / window_file_name(
             first_offset, last_offset
         )
 
-    def write_rows(
+    def append(
         self,
-        path: Path,
+        event: DriftEvent,
         feature_names: Sequence[str],
         offsets: Sequence[int],
         event_times: Sequence[datetime],
         values: np.ndarray,
         labels: Sequence[int | str | None],
         label_column: str,
-    ) -> None:
-        """Write a window's rows to ``path`` (from :meth:`path_for`).
+    ) -> DriftEvent:
+        """Append a window's rows and verdict to its partition's open segment.
+
+        The window's topic, partition and stream are the event's.
 
         Parameters
         ----------
-        path : pathlib.Path
-            Where the rows go.
+        event : DriftEvent
+            The window's verdict.
         feature_names : sequence of str
             Column names of ``values``.
         offsets, event_times, labels : sequence
             Per row: its offset, its event time (timezone-aware) and its label
-            (``None`` for an unlabeled row, written as an empty cell).
+            (``None`` for an unlabeled row).
         values : numpy.ndarray
             Finite feature values, shape ``(rows, len(feature_names))``.
         label_column : str
             Name of the label column.
 
+        Returns
+        -------
+        DriftEvent
+            The event as archived: its ``archive_path`` names the segment and window
+            (``<segment>#<first>-<last>``).
+
         Raises
         ------
         ValueError
-            If the columns disagree in length or a value is not finite.
+            If the columns disagree in length, a value is not finite or there is no row.
         """
-        values = np.asarray(values, dtype=np.float64)
-        if values.shape != (len(offsets), len(feature_names)):
-            raise ValueError(
-                f"values has shape {values.shape}; expected "
-                f"({len(offsets)}, {len(feature_names)}): a row per offset, a column per feature"
-            )
-        if not len(event_times) == len(labels) == len(offsets):
-            raise ValueError(
-                f"{len(offsets)} offsets, {len(event_times)} event times and {len(labels)} "
-                "labels: one of each per row"
-            )
-        if not np.isfinite(values).all():
-            raise ValueError("values must be finite")
-        header = io.StringIO()
-        csv.writer(header, lineterminator="\n").writerow(
-            ["offset", "event_time", *feature_names, label_column]
+        window = event.window
+        directory = self.directory_for(window.topic, event.stream, window.partition)
+        # Checked before a segment is begun: refused rows leave nothing behind.
+        encode_record(0, 0, feature_names, offsets, event_times, values, labels, label_column, b"")
+        segment = self._segment(directory, window.first_offset)
+        name = f"{segment.path.as_posix()}#{window_id(window.first_offset, window.last_offset)}"
+        archived = event.model_copy(update={"archive_path": name})
+        record = encode_record(
+            window.first_offset,
+            window.last_offset,
+            feature_names,
+            offsets,
+            event_times,
+            values,
+            labels,
+            label_column,
+            archived.to_bytes(),
         )
-        lines = map(
-            ",".join,
-            zip(
-                map(str, offsets),
-                _iso_times(event_times),
-                _number_lines(values),
-                map(_csv_cell, labels),
-                strict=True,
-            ),
-        )
-        body = "\n".join(lines)
-        self._write_atomic(path, (header.getvalue() + body + ("\n" if body else "")).encode())
-
-    def write_verdict(self, path: Path, event: DriftEvent) -> None:
-        """Write the window's DriftEvent next to its rows."""
-        self._write_atomic(path.with_suffix(".json"), event.to_bytes())
+        try:
+            segment.handle.write(record)
+        except BaseException:
+            self._abandon(segment)
+            raise
+        segment.size += len(record)
+        segment.unsynced = True
+        return archived
 
     def sync(self) -> None:
-        """Make every window written so far durable: fsync the directories they were renamed in.
+        """Make every window appended so far durable: fsync the segments, then new directories."""
+        for segment in [*self._open.values(), *self._closing]:
+            if segment.unsynced:
+                try:
+                    segment.handle.flush()
+                    if self.fsync:
+                        os.fsync(segment.handle.fileno())
+                except BaseException:
+                    self._abandon(segment)
+                    raise
+                segment.unsynced = False
+        while self._closing:
+            self._closing.pop().handle.close()
+        while self._new_dirs:
+            directory = self._new_dirs.pop()
+            if self.fsync:
+                fsync_dir(directory)
 
-        Each file's contents are fsynced before it replaces its name, so a crash never
-        leaves a partial file; the rename itself is on disk only after this.
+    def close(self) -> None:
+        """Sync, then close every open segment (the next append begins new ones)."""
+        self._closing += self._open.values()
+        self._open.clear()
+        self.sync()
+
+    def _abandon(self, segment: _Segment) -> None:
+        """Stop appending to a segment a write failed in: its tail may be torn.
+
+        Readers stop at a torn record, so nothing may follow it; the next window
+        begins a new segment.
         """
-        while self._unsynced:
-            fsync_dir(self._unsynced.pop())
+        self._open = {d: s for d, s in self._open.items() if s is not segment}
+        if segment in self._closing:
+            self._closing.remove(segment)
+        try:
+            segment.handle.close()
+        except OSError as err:
+            logger.warning("archive segment=%s abandoned: %s", segment.path, err)
 
-    def _write_atomic(self, path: Path, data: bytes) -> None:
-        write_atomic(path, data, fsync=self.fsync, sync_dir=False)
-        if self.fsync:
-            self._unsynced.add(path.parent)
+    def open_segments(self) -> list[Path]:
+        """The segments this archive appends to."""
+        return sorted(segment.path for segment in self._open.values())
+
+    def _segment(self, directory: Path, first_offset: int) -> _Segment:
+        segment = self._open.get(directory)
+        now = time.monotonic()
+        if segment is not None and (
+            segment.size >= self.segment_bytes or now - segment.created >= self.segment_seconds
+        ):
+            self._closing.append(self._open.pop(directory))
+            segment = None
+        if segment is None:
+            segment = self._open[directory] = self._create(directory, first_offset, now)
+            if self.retention_hours is not None or self.retention_rows is not None:
+                self.prune(directory)
+        return segment
+
+    def _create(self, directory: Path, first_offset: int, now: float) -> _Segment:
+        missing = [d for d in (directory, *directory.parents) if not d.exists()]
+        directory.mkdir(parents=True, exist_ok=True)
+        # The new entries are on disk once their parents are fsynced.
+        self._new_dirs.update(d.parent for d in missing)
+        self._new_dirs.add(directory)
+        while True:
+            seq = 1 + max((s for s, _ in _segment_names(directory)), default=0)
+            path = directory / f"{seq:08d}-{first_offset:0{_OFFSET_DIGITS}d}.seg"
+            try:
+                # Exclusive: two writers never share a segment, even racing for a name.
+                handle = open(path, "xb")  # noqa: SIM115 - closed in sync() after its last poll
+            except FileExistsError:
+                continue
+            logger.debug("archive segment=%s begun", path)
+            return _Segment(path, handle, now)
+
+    def prune(self, directory: Path, now: float | None = None) -> list[Path]:
+        """Remove a partition directory's old segments by the retention settings.
+
+        A segment goes when it was last written more than ``retention_hours`` ago, or
+        when the newer segments hold ``retention_rows`` rows without it. Never removed:
+        a segment this archive appends to, the newest segment, and any segment a
+        registered model version's lineage names (``training_windows``).
+
+        Returns
+        -------
+        list of pathlib.Path
+            The segments removed, each logged.
+        """
+        when = time.time() if now is None else now
+        names = sorted(_segment_names(directory))
+        if len(names) < 2:
+            return []
+        try:
+            protected = lineage_segments(self.artifact_root)
+        except ArchiveError as err:
+            # Without the lineage, no segment is known to be free to go.
+            logger.warning("archive retention skipped directory=%s: %s", directory, err)
+            return []
+        open_paths = {segment.path for segment in self._open.values()}
+        segments = [directory / name for _, name in names]
+        rows_after = 0
+        removed = []
+        # Newest first: the rows kept so far decide whether an older segment is needed.
+        for index, path in enumerate(reversed(segments)):
+            try:
+                stat = path.stat()
+            except FileNotFoundError:
+                continue
+            age_hours = (when - stat.st_mtime) / 3600
+            reason = None
+            if self.retention_hours is not None and age_hours > self.retention_hours:
+                reason = f"older than {self.retention_hours} h"
+            elif self.retention_rows is not None and rows_after >= self.retention_rows:
+                reason = f"{rows_after} newer rows kept (retention_rows={self.retention_rows})"
+            if (
+                reason is None
+                or index == 0
+                or path in open_paths
+                or _archive_key(path) in protected
+            ):
+                if self.retention_rows is not None and rows_after < self.retention_rows:
+                    # Read only while the rows kept are short of the setting.
+                    rows_after += sum(head.rows for head in _scan(path))
+                continue
+            path.unlink()
+            removed.append(path)
+            logger.info(
+                "archive retention removed segment=%s bytes=%d age_h=%.2f reason=%s",
+                path,
+                stat.st_size,
+                age_hours,
+                reason,
+            )
+        if removed and self.fsync:
+            fsync_dir(directory)
+        return removed
+
+
+def _archive_key(path: Path) -> tuple[str, ...]:
+    """A segment's place in any archive: topic, stream, partition and name."""
+    return Path(path).parts[-4:]
+
+
+def lineage_segments(root: Path) -> set[tuple[str, ...]]:
+    """The segments the registered model versions' lineage names, as :func:`_archive_key`."""
+    from models.registry import Registry, RegistryError
+
+    registry_root = Path(root) / "registry"
+    found: set[tuple[str, ...]] = set()
+    try:
+        names = sorted(p.name for p in registry_root.iterdir() if p.is_dir())
+    except FileNotFoundError:
+        return found
+    for name in names:
+        try:
+            versions = Registry(Path(root), name).versions()
+        except (RegistryError, ValueError) as err:
+            # Keeping every segment is the safe side of a registry that cannot be read.
+            raise ArchiveError(f"cannot read the lineage of model {name!r}: {err}") from err
+        for meta in versions:
+            for window in meta.training_windows:
+                segment, sep, _ = window.partition("#")
+                if sep:
+                    found.add(_archive_key(Path(segment)))
+    return found
 
 
 # --------------------------------------------------------------------------- reading
 
 
-def archived_windows(root: Path, topic: str, stream: str, partition: int) -> list[Path]:
-    """The archived windows (``.csv``) of a stream in a partition, in order of first offset."""
-    directory = WindowArchive(root, fsync=False).directory_for(topic, stream, partition)
+@dataclass(frozen=True)
+class _Head:
+    position: int
+    length: int
+    first: int
+    last: int
+    rows: int
+
+
+def _segment_names(directory: Path) -> list[tuple[int, str]]:
     try:
         names = os.listdir(directory)
     except FileNotFoundError:
         return []
-    return sorted(directory / name for name in names if _WINDOW_FILE.fullmatch(name))
+    return [(int(m.group(1)), name) for name in names if (m := _SEGMENT_FILE.fullmatch(name))]
+
+
+def _scan(path: Path, data: bytes | None = None) -> list[_Head]:
+    """The valid records of a segment, in order; the scan stops at a torn or damaged one."""
+    if data is None:
+        try:
+            data = path.read_bytes()
+        except OSError as err:
+            raise ArchiveError(f"cannot read archive segment {path}: {err}") from err
+    heads = []
+    position, size = 0, len(data)
+    while position + HEAD_SIZE <= size:
+        magic, length, crc, first, last, rows = _HEAD.unpack_from(data, position)
+        (head_crc,) = _HEAD_CRC.unpack_from(data, position + _HEAD.size)
+        start, end = position + HEAD_SIZE, position + HEAD_SIZE + length
+        if (
+            magic != _MAGIC
+            or head_crc != zlib.crc32(data[position : position + _HEAD.size])
+            or end > size
+            or zlib.crc32(data[start:end]) != crc
+        ):
+            break
+        heads.append(_Head(position, HEAD_SIZE + length, first, last, rows))
+        position = end
+    if position != size:
+        # A poll killed before its fsync, or one being appended as this reads: either
+        # way its windows are not committed yet, and will be whole or judged again.
+        logger.info(
+            "archive segment=%s ignoring %d byte(s) after its last whole record at byte %d "
+            "(torn tail, or a poll still being written)",
+            path,
+            size - position,
+            position,
+        )
+    return heads
+
+
+def archived_windows(root: Path, topic: str, stream: str, partition: int) -> list[ArchivedWindow]:
+    """The archived windows of a stream in a partition, each once, in order of first offset.
+
+    Segments are read in the order they were begun, after any per-window files; a
+    window archived more than once (judged again after a crash) is its last record.
+    """
+    directory = WindowArchive(root, fsync=False).directory_for(topic, stream, partition)
+    return _windows_in(directory, partition)
+
+
+def _windows_in(directory: Path, partition: int) -> list[ArchivedWindow]:
+    try:
+        names = os.listdir(directory)
+    except FileNotFoundError:
+        return []
+    found: dict[tuple[int, int], ArchivedWindow] = {}
+    for name in sorted(names):
+        if match := _WINDOW_FILE.fullmatch(name):
+            first, last = int(match.group(1)), int(match.group(2))
+            found[(first, last)] = ArchivedWindow(directory / name, partition, first, last)
+    for _, name in sorted(_segment_names(directory)):
+        path = directory / name
+        for head in _scan(path):
+            found[(head.first, head.last)] = ArchivedWindow(
+                path, partition, head.first, head.last, head.position, head.length
+            )
+    return [found[key] for key in sorted(found)]
 
 
 def archived_partitions(root: Path, topic: str, stream: str) -> list[int]:
@@ -238,22 +671,241 @@ def archived_partitions(root: Path, topic: str, stream: str) -> list[int]:
     return sorted(int(name) for name in names if name.isdigit())
 
 
-def verdict_files(root: Path, topic: str | None = None) -> list[Path]:
-    """Every archived verdict (``.json``), of one topic or of all, in path order."""
-    source = WindowArchive(root, fsync=False).root
-    if topic is not None:
-        source = source / topic
-    pattern = "*/*/*.json" if topic is not None else "*/*/*/*.json"
-    return sorted(source.glob(pattern)) if source.is_dir() else []
+def archived_streams(root: Path, topic: str) -> list[str]:
+    """The stream directories (:func:`stream_directory`) of a topic's archive, in order."""
+    directory = WindowArchive(root, fsync=False).root / topic
+    try:
+        return sorted(p.name for p in directory.iterdir() if p.is_dir())
+    except FileNotFoundError:
+        return []
 
 
-def select_windows(windows: Sequence[Path], drift_first_offset: int, lookback: int) -> list[Path]:
+def all_windows(root: Path, topic: str) -> list[ArchivedWindow]:
+    """Every archived window of a topic, each once: by stream directory, partition, offset."""
+    base = WindowArchive(root, fsync=False).root / topic
+    windows = []
+    for stream_dir in archived_streams(root, topic):
+        partitions = sorted(int(p.name) for p in (base / stream_dir).iterdir() if p.name.isdigit())
+        for partition in partitions:
+            windows += _windows_in(base / stream_dir / str(partition), partition)
+    return windows
+
+
+@dataclass(frozen=True)
+class ArchivedVerdict:
+    """One window's verdict: its JSON and where it was read from (for messages)."""
+
+    source: str
+    data: bytes
+
+
+def archived_verdicts(root: Path, topic: str | None = None) -> list[ArchivedVerdict]:
+    """Every archived verdict, of one topic or of all, each window's once, in path order.
+
+    A per-window ``.json`` whose window is also in a segment yields the segment's.
+    A damaged per-window file is returned as it is (the caller decides what to skip);
+    a torn segment record is never returned.
+    """
+    base = WindowArchive(root, fsync=False).root
+    topics = (
+        [topic]
+        if topic is not None
+        else sorted(p.name for p in base.iterdir() if p.is_dir())
+        if base.is_dir()
+        else []
+    )
+    found: list[ArchivedVerdict] = []
+    for name in topics:
+        for stream_dir in sorted(p for p in (base / name).glob("*/*") if p.is_dir()):
+            found += _verdicts_in(stream_dir)
+    return found
+
+
+def _verdicts_in(directory: Path) -> list[ArchivedVerdict]:
+    by_window: dict[tuple[int, int] | str, ArchivedVerdict] = {}
+    for name in sorted(os.listdir(directory)):
+        if name.endswith(".json"):
+            path = directory / name
+            match = _VERDICT_FILE.fullmatch(name)
+            key: tuple[int, int] | str = (
+                (int(match.group(1)), int(match.group(2))) if match else name
+            )
+            try:
+                data = path.read_bytes()
+            except OSError:
+                data = b""
+            by_window[key] = ArchivedVerdict(str(path), data)
+    for _, name in sorted(_segment_names(directory)):
+        path = directory / name
+        try:
+            data = path.read_bytes()
+        except OSError as err:
+            logger.warning("skipping unreadable archive segment=%s reason=%s", path, err)
+            continue
+        for head in _scan(path, data):
+            record = data[head.position : head.position + head.length]
+            parts = _parts(record, f"{path}#{window_id(head.first, head.last)}")
+            by_window[(head.first, head.last)] = ArchivedVerdict(
+                f"{path.as_posix()}#{window_id(head.first, head.last)}", parts.verdict
+            )
+    return list(by_window.values())
+
+
+def resolve_window(reference: str | Path) -> ArchivedWindow:
+    """The archived window a lineage name or an event's ``archive_path`` names.
+
+    ``<segment>#<first>-<last>`` names a record; ``.../<partition>/<first>-<last>.csv``
+    names a per-window file, or, where no such file is, the window's last record
+    in that partition's segments.
+
+    Raises
+    ------
+    ArchiveError
+        If the window is not archived (any more).
+    """
+    text = Path(reference).as_posix() if isinstance(reference, Path) else reference
+    segment, sep, wid = text.partition("#")
+    path = Path(segment)
+    if sep:
+        directory, first_last = path.parent, wid
+    else:
+        match = _WINDOW_FILE.fullmatch(path.name)
+        if match is None:
+            raise ArchiveError(f"not an archived window's name: {text!r}")
+        directory, first_last = path.parent, f"{match.group(1)}-{match.group(2)}"
+    partition = _partition_of(directory / "x")
+    first, _, last = first_last.partition("-")
+    try:
+        key = (int(first), int(last))
+    except ValueError:
+        raise ArchiveError(f"not an archived window's name: {text!r}") from None
+    if not sep and path.is_file():
+        return ArchivedWindow(path, partition, *key)
+    candidates = [path] if sep else [directory / n for _, n in sorted(_segment_names(directory))]
+    found = None
+    for candidate in candidates:
+        if candidate.is_file():
+            for head in _scan(candidate):
+                if (head.first, head.last) == key:
+                    found = ArchivedWindow(
+                        candidate, partition, head.first, head.last, head.position, head.length
+                    )
+    if found is None:
+        raise ArchiveError(f"archived window {text} not found (removed, or never archived)")
+    return found
+
+
+@dataclass(frozen=True)
+class _Parts:
+    meta: dict[str, Any]
+    offsets: np.ndarray
+    values: np.ndarray
+    times: bytes
+    labels: bytes
+    verdict: bytes
+
+
+def _parts(record: bytes, where: str) -> _Parts:
+    """A record's payload split into its parts (checksums already checked)."""
+    try:
+        _, _, _, _, _, rows = _HEAD.unpack_from(record, 0)
+        newline = record.index(b"\n", HEAD_SIZE)
+        meta = json.loads(record[HEAD_SIZE:newline])
+        width = len(meta["features"])
+        at = newline + 1
+        offsets = np.frombuffer(record, dtype="<i8", count=rows, offset=at)
+        at += 8 * rows
+        values = np.frombuffer(record, dtype="<f8", count=rows * width, offset=at)
+        at += 8 * rows * width
+        sizes = meta["parts"]
+        times = record[at : at + sizes[0]]
+        labels = record[at + sizes[0] : at + sizes[0] + sizes[1]]
+        verdict = record[at + sizes[0] + sizes[1] : at + sizes[0] + sizes[1] + sizes[2]]
+    except (ValueError, KeyError, TypeError, IndexError, struct.error) as err:
+        raise ArchiveError(f"archived window {where} is malformed: {err}") from err
+    return _Parts(meta, offsets, values.reshape(rows, width), times, labels, verdict)
+
+
+class _Reader:
+    """Reads records, keeping the segment last read in memory (windows come in file order)."""
+
+    def __init__(self) -> None:
+        self._path: Path | None = None
+        self._data = b""
+
+    def record(self, window: ArchivedWindow) -> bytes:
+        if self._path != window.path:
+            try:
+                self._data = window.path.read_bytes()
+            except OSError as err:
+                raise ArchiveError(f"cannot read archived window {window}: {err}") from err
+            self._path = window.path
+        assert window.position is not None
+        record = self._data[window.position : window.position + window.length]
+        if len(record) != window.length or not _scan(window.path, record):
+            raise ArchiveError(f"archived window {window} is missing or damaged")
+        return record
+
+
+def read_window(window: ArchivedWindow) -> WindowRecord:
+    """One archived window's rows and verdict, whatever the layout.
+
+    Raises
+    ------
+    ArchiveError
+        If the window cannot be read or is malformed.
+    """
+    return _record(window, _Reader())
+
+
+def _record(window: ArchivedWindow, reader: _Reader) -> WindowRecord:
+    if window.in_segment:
+        parts = _parts(reader.record(window), str(window))
+        try:
+            times = json.loads(parts.times)
+            labels = json.loads(parts.labels)
+        except ValueError as err:
+            raise ArchiveError(f"archived window {window} is malformed: {err}") from err
+        return WindowRecord(
+            offsets=parts.offsets,
+            event_times=times,
+            values=parts.values,
+            labels=["" if label is None else label.strip() for label in labels],
+            feature_names=list(parts.meta["features"]),
+            label_column=parts.meta["label_column"],
+            verdict=parts.verdict,
+        )
+    return _read_window_file(window.path)
+
+
+def raw_windows(windows: Iterable[ArchivedWindow]) -> Iterator[bytes]:
+    """Each window's archived bytes: its record, or its ``.csv`` (for digests of lineage).
+
+    Raises
+    ------
+    ArchiveError
+        If a window cannot be read.
+    """
+    reader = _Reader()
+    for window in windows:
+        if window.in_segment:
+            yield reader.record(window)
+            continue
+        try:
+            yield window.path.read_bytes()
+        except OSError as err:
+            raise ArchiveError(f"cannot read archived window {window}: {err}") from err
+
+
+def select_windows(
+    windows: Sequence[ArchivedWindow], drift_first_offset: int, lookback: int
+) -> list[ArchivedWindow]:
     """The windows to train on: ``lookback`` windows before the drift window, and all after.
 
     Parameters
     ----------
-    windows : sequence of pathlib.Path
-        Archived window files, named by :func:`window_file_name`, in any order.
+    windows : sequence of ArchivedWindow
+        Archived windows of one partition, in any order.
     drift_first_offset : int
         First offset of the drifted window.
     lookback : int
@@ -261,20 +913,20 @@ def select_windows(windows: Sequence[Path], drift_first_offset: int, lookback: i
 
     Returns
     -------
-    list of pathlib.Path
+    list of ArchivedWindow
         In order of first offset.
 
     Examples
     --------
-    >>> windows = [Path(window_file_name(f, f + 49)) for f in range(0, 400, 50)]
-    >>> [p.name[9:12] for p in select_windows(windows, 200, 2)]
-    ['100', '150', '200', '250', '300', '350']
-    >>> [p.name[9:12] for p in select_windows(windows, 200, 0)]
-    ['200', '250', '300', '350']
+    >>> windows = [ArchivedWindow(Path("1.seg"), 0, f, f + 49, f, 1) for f in range(0, 400, 50)]
+    >>> [w.first_offset for w in select_windows(windows, 200, 2)]
+    [100, 150, 200, 250, 300, 350]
+    >>> [w.first_offset for w in select_windows(windows, 200, 0)]
+    [200, 250, 300, 350]
     """
-    ordered = sorted(windows, key=_first_offset)
-    before = [w for w in ordered if _first_offset(w) < drift_first_offset]
-    after = [w for w in ordered if _first_offset(w) >= drift_first_offset]
+    ordered = sorted(windows, key=lambda w: (w.first_offset, w.last_offset))
+    before = [w for w in ordered if w.first_offset < drift_first_offset]
+    after = [w for w in ordered if w.first_offset >= drift_first_offset]
     return (before[-lookback:] if lookback else []) + after
 
 
@@ -308,37 +960,46 @@ class LabeledRows:
 
 
 def read_labeled_rows(
-    windows: Iterable[Path], feature_names: Sequence[str], label_column: str
+    windows: Iterable[ArchivedWindow], feature_names: Sequence[str], label_column: str
 ) -> LabeledRows:
     """Read the labeled rows of archived windows, each row once, ordered by event time.
 
     Sliding windows overlap, so a row may be archived more than once; it is kept once.
-    A window's partition is its directory's name (``.../<partition>/<first>-<last>.csv``).
 
     Raises
     ------
     ArchiveError
         If a window lacks a feature or the label column, or holds a malformed cell.
     """
-    by_row: dict[tuple[int, int], tuple[datetime, list[float], str]] = {}
-    for path in windows:
-        partition = _partition_of(path)
-        for row in _read_window(path, feature_names, label_column, times=True):
-            offset, values, label, when = row
-            if label:
-                by_row.setdefault((partition, offset), (when, values, label))
-    keys = sorted(by_row, key=lambda key: (by_row[key][0], key))
-    features = np.array([by_row[k][1] for k in keys], dtype=np.float64)
+    # Rows are gathered as arrays and placed by index: a Python list per row would
+    # cost several times the reading (the garbage collector walks every one).
+    first_seen: dict[tuple[int, int], int] = {}
+    chunks: list[np.ndarray] = []
+    labels: list[str] = []
+    times: list[str] = []
+    for window, offsets, values, window_labels, window_times in _labeled(
+        windows, feature_names, label_column
+    ):
+        base = len(labels)
+        chunks.append(values)
+        labels += window_labels
+        times += window_times
+        for i, offset in enumerate(offsets):
+            first_seen.setdefault((window.partition, offset), base + i)
+    order = sorted(first_seen.items(), key=lambda item: (_event_time(times[item[1]]), item[0]))
+    rows = np.array([index for _, index in order], dtype=np.int64)
+    width = len(feature_names)
+    features = np.concatenate(chunks) if chunks else np.empty((0, width))
     return LabeledRows(
-        partitions=np.array([k[0] for k in keys], dtype=np.int64),
-        offsets=np.array([k[1] for k in keys], dtype=np.int64),
-        features=features.reshape(len(keys), len(feature_names)),
-        labels=[by_row[k][2] for k in keys],
+        partitions=np.array([key[0] for key, _ in order], dtype=np.int64),
+        offsets=np.array([key[1] for key, _ in order], dtype=np.int64),
+        features=np.ascontiguousarray(features[rows].reshape(len(rows), width), dtype=np.float64),
+        labels=[labels[i] for i in rows.tolist()],
         feature_names=list(feature_names),
     )
 
 
-def count_labeled_rows(windows: Iterable[Path], label_column: str) -> int:
+def count_labeled_rows(windows: Iterable[ArchivedWindow], label_column: str) -> int:
     """Labeled rows (distinct partition and offset) in archived windows.
 
     Raises
@@ -347,15 +1008,12 @@ def count_labeled_rows(windows: Iterable[Path], label_column: str) -> int:
         If a window lacks the label column or holds a malformed offset.
     """
     rows: set[tuple[int, int]] = set()
-    for path in windows:
-        partition = _partition_of(path)
-        for offset, _, label, _ in _read_window(path, (), label_column):
-            if label:
-                rows.add((partition, offset))
+    for window, offsets, _, _, _ in _labeled(windows, (), label_column):
+        rows.update((window.partition, offset) for offset in offsets)
     return len(rows)
 
 
-def first_event_time(path: Path) -> datetime:
+def first_event_time(window: ArchivedWindow) -> datetime:
     """The event time of an archived window's first row.
 
     Raises
@@ -363,61 +1021,78 @@ def first_event_time(path: Path) -> datetime:
     ArchiveError
         If the window is empty, unreadable or its event time malformed.
     """
-    rows = _read_window(path, (), None, times=True)
-    if not rows:
-        raise ArchiveError(f"archived window {path} holds no rows")
-    return rows[0][3]
+    times = read_window(window).event_times
+    if not times:
+        raise ArchiveError(f"archived window {window} holds no rows")
+    return _event_time(times[0], window)
 
 
-_NO_TIME = datetime.min
+def _labeled(
+    windows: Iterable[ArchivedWindow], feature_names: Sequence[str], label_column: str
+) -> Iterator[tuple[ArchivedWindow, list[int], np.ndarray, list[str], list[str]]]:
+    """Per window: the offsets, chosen feature values, labels and times of its labeled rows."""
+    reader = _Reader()
+    for window in windows:
+        record = _record(window, reader)
+        missing = [c for c in feature_names if c not in record.feature_names]
+        if label_column != record.label_column:
+            missing.append(label_column)
+        if missing:
+            raise ArchiveError(f"archived window {window} lacks column(s) {', '.join(missing)}")
+        columns = [record.feature_names.index(name) for name in feature_names]
+        keep = [i for i, label in enumerate(record.labels) if label]
+        values = record.values[np.ix_(keep, columns)] if keep else np.empty((0, len(columns)))
+        yield (
+            window,
+            record.offsets[keep].tolist(),
+            values,
+            [record.labels[i] for i in keep],
+            [record.event_times[i] for i in keep],
+        )
 
 
-def _read_window(
-    path: Path, feature_names: Sequence[str], label_column: str | None, times: bool = False
-) -> list[tuple[int, list[float], str, datetime]]:
-    """(offset, feature values, label, event time) of each row.
-
-    The label is ``""`` when unlabeled or when ``label_column`` is None; the event
-    time is parsed only with ``times`` (a placeholder otherwise).
-    """
-    wanted = ["offset", *feature_names]
-    if label_column is not None:
-        wanted.append(label_column)
-    if times:
-        wanted.append("event_time")
+def _read_window_file(path: Path) -> WindowRecord:
+    """A per-window ``.csv`` (and its ``.json`` verdict, if there is one), read whole."""
     try:
         with open(path, newline="") as handle:
             reader = csv.reader(handle)
             header = next(reader, None) or []
-            missing = [c for c in wanted if c not in header]
-            if missing:
-                raise ArchiveError(f"archived window {path} lacks column(s) {', '.join(missing)}")
-            offset_at = header.index("offset")
-            feature_at = [header.index(name) for name in feature_names]
-            label_at = None if label_column is None else header.index(label_column)
-            time_at = header.index("event_time") if times else None
-            rows = []
+            if header[:2] != ["offset", "event_time"] or len(header) < 3:
+                raise ArchiveError(f"archived window {path} lacks column(s) offset, event_time")
+            names, label_column = header[2:-1], header[-1]
+            offsets, times, values, labels = [], [], [], []
             for line, row in enumerate(reader, start=2):
                 try:
-                    rows.append(
-                        (
-                            int(row[offset_at]),
-                            [float(row[i]) for i in feature_at],
-                            "" if label_at is None else row[label_at].strip(),
-                            _NO_TIME if time_at is None else _event_time(row[time_at]),
-                        )
-                    )
-                except (ValueError, IndexError) as err:
+                    if len(row) != len(header):
+                        raise ValueError(f"{len(row)} cells, {len(header)} columns")
+                    offsets.append(int(row[0]))
+                    times.append(row[1])
+                    values.append([float(cell) for cell in row[2:-1]])
+                    labels.append(row[-1].strip())
+                except ValueError as err:
                     raise ArchiveError(f"archived window {path} line {line}: {err}") from err
+        verdict_path = path.with_suffix(".json")
+        verdict = verdict_path.read_bytes() if verdict_path.is_file() else None
     except OSError as err:
         raise ArchiveError(f"cannot read archived window {path}: {err}") from err
-    return rows
+    return WindowRecord(
+        offsets=np.array(offsets, dtype=np.int64),
+        event_times=times,
+        values=np.array(values, dtype=np.float64).reshape(len(offsets), len(names)),
+        labels=labels,
+        feature_names=names,
+        label_column=label_column,
+        verdict=verdict,
+    )
 
 
-def _event_time(text: str) -> datetime:
-    when = datetime.fromisoformat(text)
+def _event_time(text: str, window: ArchivedWindow | None = None) -> datetime:
+    try:
+        when = datetime.fromisoformat(text)
+    except ValueError as err:
+        raise ArchiveError(f"archived window {window}: {err}") from err
     if when.tzinfo is None:
-        raise ValueError(f"event time {text!r} has no time zone")
+        raise ArchiveError(f"archived window {window}: event time {text!r} has no time zone")
     return when
 
 
@@ -430,11 +1105,3 @@ def _partition_of(path: Path) -> int:
             f"archived window {path} is not in a partition's directory "
             "(<archive>/<topic>/<stream>/<partition>/)"
         ) from None
-
-
-def _first_offset(path: Path) -> int:
-    """The first offset a window file's name holds; a name the writer never makes is refused."""
-    match = _WINDOW_FILE.fullmatch(path.name)
-    if match is None:
-        raise ValueError(f"not an archived window file name: {path.name!r}")
-    return int(match.group(1))

@@ -108,6 +108,10 @@ def build_monitor(
             WindowArchive(
                 settings.artifact_root if archive_root is None else archive_root,
                 fsync=settings.archive_fsync,
+                segment_bytes=int(settings.archive_segment_mib * 2**20),
+                segment_seconds=settings.archive_segment_hours * 3600,
+                retention_hours=settings.archive_retention_hours,
+                retention_rows=settings.archive_retention_rows,
             ),
             registry=registry,
             updates=updates,

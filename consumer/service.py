@@ -112,7 +112,10 @@ class Row(NamedTuple):
 
 @dataclass(frozen=True)
 class _ArchivedWindow:
-    """What the archive thread writes for one window, and the event it then publishes."""
+    """What the archive thread writes for one window, and the event it then publishes.
+
+    ``path`` is the window's per-window name; the event published names its segment.
+    """
 
     path: Path
     feature_names: list[str]
@@ -381,9 +384,10 @@ class DriftMonitor:
         The transaction carries the poll's drift events, its dead letters and its
         offsets; it is aborted if any part fails, and the error propagates.
         """
-        for window in windows:
-            self.archive.write_rows(
-                window.path,
+        # Appended to the partitions' segments, then one fsync per segment touched.
+        archived = [
+            self.archive.append(
+                window.event,
                 window.feature_names,
                 window.offsets,
                 window.event_times,
@@ -391,11 +395,12 @@ class DriftMonitor:
                 window.labels,
                 window.label_column,
             )
-            self.archive.write_verdict(window.path, window.event)
+            for window in windows
+        ]
         self.archive.sync()
         # Published only now: a reader of the event (the retraining DAG) finds the
-        # window in the archive.
-        events = [w.event for w in windows if w.event.announces]
+        # window in the archive, where the event's archive_path says.
+        events = [event for event in archived if event.announces]
         self._transaction(events, dead, offsets, group)
 
     def _transaction(

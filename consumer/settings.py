@@ -55,6 +55,16 @@ class ConsumerSettings(KafkaSettings, RegistrySettings):
     """Most rows taken per poll; windows completed in one poll are scored together."""
     archive_fsync: bool = True
     """fsync each archived window before its offset is committed."""
+    archive_segment_mib: float = Field(default=64, gt=0)
+    """Size (MiB) at which an archive segment is closed and the next one begun."""
+    archive_segment_hours: float = Field(default=1, gt=0)
+    """Age (hours) at which an archive segment is closed and the next one begun."""
+    archive_retention_hours: float | None = Field(default=None, gt=0)
+    """Remove archive segments last written longer ago than this; off when unset.
+    Segments a registered model version was trained on are kept."""
+    archive_retention_rows: int | None = Field(default=None, ge=1)
+    """Keep about this many newest rows per partition and stream, removing older
+    segments; off when unset. Segments a registered model version was trained on are kept."""
     metrics_port: int | None = Field(default=None, ge=1, le=65535)
     """Serve Prometheus metrics on this port; off when unset."""
     metrics_host: str = "127.0.0.1"

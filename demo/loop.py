@@ -15,7 +15,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from consumer.archive import verdict_files
+from consumer.archive import archived_verdicts
 from demo.stack import AirflowClient, Process, Stack, wait_until
 from models.registry import Registry
 from retraining.ledger import HandledLedger
@@ -68,7 +68,7 @@ class LoopReport:
 
 def verdicts(artifact_root: Path, topic: str) -> list[dict[str, Any]]:
     """Every window's verdict the consumer archived for ``topic``, in order of judging."""
-    found = [json.loads(p.read_text()) for p in verdict_files(artifact_root, topic)]
+    found = [json.loads(v.data) for v in archived_verdicts(artifact_root, topic)]
     return sorted(found, key=lambda v: v["detected_at"])
 
 

@@ -146,7 +146,9 @@ class VersionMetadata(BaseModel):
     """Id of the drift event that led to this version, if one did."""
 
     training_windows: list[str] = Field(default_factory=list)
-    """Paths of the archived windows the version was trained on."""
+    """The archived windows the version was trained on: ``<segment>#<first>-<last>``
+    for a window in an archive segment, the ``.csv`` path for a per-window file
+    (versions trained before segments). Archive retention keeps the segments named."""
 
     decision: Decision
     """``initial``, ``promoted``, ``rejected`` (challenger that lost) or ``registered``."""

@@ -11,7 +11,7 @@ from pathlib import Path
 
 from pydantic import ValidationError
 
-from consumer.archive import verdict_files
+from consumer.archive import ArchiveError, archived_verdicts
 from consumer.events import DriftEvent
 from models.registry import Registry, RegistryError, VersionMetadata
 
@@ -186,7 +186,8 @@ def load_timeline(artifact_root: Path, topic: str | None = None) -> Timeline:
     """Read every archived window verdict, in detection order.
 
     The consumer archives one :class:`~consumer.events.DriftEvent` per judged
-    window, drifted or not, under ``<artifact_root>/archive/<topic>/<partition>/``.
+    window, drifted or not, under ``<artifact_root>/archive/<topic>/<stream>/<partition>/``
+    (in segments, or per-window ``.json`` files of older archives).
 
     Parameters
     ----------
@@ -210,8 +211,8 @@ def load_timeline(artifact_root: Path, topic: str | None = None) -> Timeline:
 
     Notes
     -----
-    A verdict file that cannot be read or parsed is skipped with a warning: one
-    damaged file never stops the report.
+    A verdict that cannot be read or parsed is skipped with a warning: one damaged
+    file never stops the report (a segment's torn tail is never read at all).
     """
     source = Path(artifact_root) / "archive"
     if topic is not None:
@@ -220,18 +221,23 @@ def load_timeline(artifact_root: Path, topic: str | None = None) -> Timeline:
         source = source / topic
     events: list[DriftEvent] = []
     skipped: list[Path] = []
-    paths = verdict_files(Path(artifact_root), topic)
-    for path in paths:
-        try:
-            events.append(DriftEvent.model_validate_json(path.read_bytes()))
-        except OSError as err:
-            logger.warning("skipping unreadable verdict path=%s reason=%s", path, err)
+    try:
+        found = archived_verdicts(Path(artifact_root), topic)
+    except ArchiveError as err:
+        raise EmptyTimelineError(f"nothing to plot: {err}") from err
+    for verdict in found:
+        path = Path(verdict.source)
+        if not verdict.data:
+            logger.warning("skipping unreadable verdict path=%s reason=empty or unreadable", path)
             skipped.append(path)
+            continue
+        try:
+            events.append(DriftEvent.model_validate_json(verdict.data))
         except ValidationError as err:
             logger.warning("skipping malformed verdict path=%s reason=%s", path, _first_error(err))
             skipped.append(path)
     if not events:
-        raise EmptyTimelineError(_nothing_to_plot(source, len(paths)))
+        raise EmptyTimelineError(_nothing_to_plot(source, len(found)))
     events.sort(
         key=lambda e: (e.detected_at, e.window.topic, e.window.partition, e.window.first_offset)
     )
@@ -251,8 +257,7 @@ def _nothing_to_plot(source: Path, found: int) -> str:
             "(see the warnings above)"
         )
     return (
-        f"nothing to plot: no window verdicts (<partition>/<first>-<last>.json) under {source} "
-        f"({hint})"
+        f"nothing to plot: no window verdicts (<stream>/<partition>/*.seg) under {source} ({hint})"
     )
 
 

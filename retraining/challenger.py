@@ -7,12 +7,11 @@ import logging
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from consumer.archive import read_labeled_rows
+from consumer.archive import ArchivedWindow, raw_windows, read_labeled_rows
 from consumer.events import DriftEvent
 from models.comparison import McNemarResult, mcnemar_exact, unseen_rows
 from models.promotion import ModelUpdate
@@ -137,7 +136,7 @@ def train_challenger(event: EventLike, settings: RetrainSettings, run_id: str) -
         decision=decision,
         parent_version=meta.version,
         drift_event_id=parsed.event_id,
-        training_windows=[path.as_posix() for path in windows],
+        training_windows=[str(window) for window in windows],
         training_rows=n_train,
         challenger_metrics=challenger_metrics,
         champion_metrics=champion_metrics,
@@ -292,10 +291,10 @@ def _labels_like(labels: Sequence[str], champion: LoadedModel) -> np.ndarray:
     return np.asarray(labels, dtype=object)
 
 
-def _windows_digest(windows: Sequence[Path]) -> str:
-    """sha256 over the archived windows' names and contents, in order."""
+def _windows_digest(windows: Sequence[ArchivedWindow]) -> str:
+    """sha256 over the archived windows' names and archived bytes, in order."""
     digest = hashlib.sha256()
-    for path in windows:
-        digest.update(path.name.encode() + b"\0")
-        digest.update(hashlib.sha256(path.read_bytes()).digest())
+    for window, data in zip(windows, raw_windows(windows), strict=True):
+        digest.update(window.name.encode() + b"\0")
+        digest.update(hashlib.sha256(data).digest())
     return digest.hexdigest()

@@ -6,6 +6,7 @@ from bisect import bisect_left
 from pathlib import Path
 
 from consumer.archive import (
+    ArchivedWindow,
     archived_partitions,
     archived_windows,
     first_event_time,
@@ -14,7 +15,7 @@ from consumer.archive import (
 from consumer.events import DriftEvent
 
 
-def training_windows(root: Path, event: DriftEvent, lookback: int) -> list[Path]:
+def training_windows(root: Path, event: DriftEvent, lookback: int) -> list[ArchivedWindow]:
     """The archived windows a retrain for ``event`` uses: its stream's, from every partition.
 
     In the drifted window's partition: ``lookback`` windows before it and every window
@@ -36,9 +37,9 @@ def training_windows(root: Path, event: DriftEvent, lookback: int) -> list[Path]
 
     Returns
     -------
-    list of pathlib.Path
-        The windows' ``.csv`` files, by partition, then first offset; empty when
-        nothing is archived for the stream.
+    list of consumer.archive.ArchivedWindow
+        The windows (segment records, or per-window files of older archives), by
+        partition, then first offset; empty when nothing is archived for the stream.
 
     Raises
     ------
@@ -46,7 +47,7 @@ def training_windows(root: Path, event: DriftEvent, lookback: int) -> list[Path]
         If a window needed to place the onset in another partition cannot be read.
     """
     window = event.window
-    chosen: list[Path] = []
+    chosen: list[ArchivedWindow] = []
     for partition in archived_partitions(root, window.topic, event.stream):
         files = archived_windows(root, window.topic, event.stream, partition)
         if partition == window.partition:

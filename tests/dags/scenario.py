@@ -96,28 +96,27 @@ def write_archive(
     events = []
     for first in range(0, rows, window):
         last = first + window - 1
-        path = archive.path_for(topic, "iris", partition, first, last)
         offsets = list(range(first, last + 1))
-        archive.write_rows(
-            path,
-            iris.feature_names,
-            offsets,
-            [T0 + timedelta(seconds=o + shift_seconds) for o in offsets],
-            values[first : last + 1],
-            [labels[o] if o % labeled_every == 0 else None for o in offsets],
-            iris.label_column,
-        )
         event = drift_event(
             topic,
             first,
             last,
             model_version,
-            archive_path=path,
             is_drift=first >= drift_after,
             features=tuple(iris.feature_names),
             partition=partition,
             shift_seconds=shift_seconds,
         )
-        archive.write_verdict(path, event)
-        events.append(event)
+        events.append(
+            archive.append(
+                event,
+                iris.feature_names,
+                offsets,
+                [T0 + timedelta(seconds=o + shift_seconds) for o in offsets],
+                values[first : last + 1],
+                [labels[o] if o % labeled_every == 0 else None for o in offsets],
+                iris.label_column,
+            )
+        )
+    archive.close()
     return events

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Callable
+from datetime import datetime
 from pathlib import Path
 
 import pytest
@@ -16,6 +17,7 @@ from kafka import KafkaConsumer, TopicPartition
 
 from broker.clients import reliable_producer
 from broker.settings import KafkaSettings
+from consumer.archive import encode_record, read_window, resolve_window
 from consumer.events import DriftEvent
 from data.dataset import Dataset, load_dataset
 from models.promotion import ModelUpdate
@@ -114,8 +116,10 @@ def test_drift_event_retrains_promotes_and_announces_the_new_champion(
     v2 = registry.metadata(2)
     assert (v2.decision, v2.drift_event_id, v2.parent_version) == ("promoted", first_event_id, 1)
     assert v2.cause == f"drift event {first_event_id}"
-    assert v2.training_windows and all(Path(p).is_file() for p in v2.training_windows)
-    assert Path(v2.training_windows[0]).name.startswith("000000000300-")
+    # The lineage names archived windows that read back, from the drifted one on.
+    assert v2.training_windows
+    assert resolve_window(v2.training_windows[0]).first_offset == 300
+    assert all(resolve_window(name).in_segment for name in v2.training_windows)
 
     (update,) = model_updates(airflow_env.kafka)
     assert (update.model_name, update.version, update.previous_version) == ("classifier", 2, 1)
@@ -163,19 +167,32 @@ def test_a_run_that_fails_after_taking_the_event_is_retried_and_loses_nothing(
 ) -> None:
     root, kafka = airflow_env.artifact_root, airflow_env.kafka
     events = [e for e in write_archive(root, kafka.rows_topic, iris) if e.is_drift]
-    # A damaged cell the decision does not read but training does: train_challenger
-    # fails after the sensor has taken (and committed) the event.
-    window = Path(events[-1].archive_path)
-    intact = window.read_text()
-    header, row, *rest = intact.splitlines()
-    cells = row.split(",")
-    window.write_text("\n".join([header, ",".join([*cells[:2], "oops", *cells[3:]]), *rest]))
+    # A feature column the decision does not read but training does, renamed in the
+    # last window (the segment's last record): train_challenger fails after the
+    # sensor has taken (and committed) the event.
+    archived = resolve_window(events[-1].archive_path)
+    segment = archived.path
+    intact = segment.read_bytes()
+    record = read_window(archived)
+    assert archived.position is not None and archived.position + archived.length == len(intact)
+    damaged = encode_record(
+        archived.first_offset,
+        archived.last_offset,
+        [*record.feature_names[:-1], "renamed"],
+        record.offsets.tolist(),
+        [datetime.fromisoformat(t) for t in record.event_times],
+        record.values,
+        [label or None for label in record.labels],
+        record.label_column,
+        record.verdict or b"",
+    )
+    segment.write_bytes(intact[: archived.position] + damaged)
     publish(kafka, events[:1])
     server = airflow_env.server
 
     def repair_after_the_failure(since: int) -> None:
-        if server.wait_for_output("could not convert string to float", since, timeout=120):
-            window.write_text(intact)
+        if server.wait_for_output(f"lacks column(s) {record.feature_names[-1]}", since, 120):
+            segment.write_bytes(intact)
 
     repair = threading.Thread(target=repair_after_the_failure, args=(server.mark(),))
     repair.start()

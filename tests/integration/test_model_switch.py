@@ -13,6 +13,7 @@ import numpy as np
 from kafka import KafkaProducer
 
 from broker.settings import KafkaSettings
+from consumer.archive import archived_verdicts
 from consumer.events import DriftEvent
 from data.dataset import load_dataset
 from demo.stack import wait_until
@@ -98,11 +99,12 @@ def test_consumer_judges_windows_after_a_model_update_against_the_new_reference(
     after = [e for e in events if e.window.first_offset >= 300]
     assert after == [], "the drifted data is what the new champion was trained on"
     verdicts = sorted(
-        (artifact_root / "archive" / kafka_settings.rows_topic / "iris" / "0").glob("*.json")
+        (json.loads(v.data) for v in archived_verdicts(artifact_root, kafka_settings.rows_topic)),
+        key=lambda v: v["window"]["first_offset"],
     )
-    judged_by = [json.loads(p.read_text())["model_version"] for p in verdicts]
+    judged_by = [v["model_version"] for v in verdicts]
     assert judged_by == [1] * 6 + [2] * 6
-    reference = {json.loads(p.read_text())["reference_sha256"] for p in verdicts[6:]}
+    reference = {v["reference_sha256"] for v in verdicts[6:]}
     assert reference == {update.reference_sha256}
 
 

@@ -22,6 +22,7 @@ from kafka import KafkaProducer
 
 from broker.settings import KafkaSettings
 from broker.topics import ensure_topics
+from consumer.archive import ArchivedWindow, all_windows, read_window
 from consumer.events import DriftEvent
 from demo.stack import wait_until
 from producer.messages import RowMessage
@@ -119,16 +120,18 @@ def producer(env: dict[str, str], data: Path, stream: str, rows: int, rate: floa
     )
 
 
-def archived(root: Path, topic: str) -> tuple[list[tuple[str, int, int]], list[Path], list[Path]]:
-    """Every archived row as (stream, partition, offset), the rows files and the verdicts."""
-    base = root / "archive" / topic
-    rows_files = sorted(base.glob("*/*/*.csv"))
-    rows = []
-    for path in rows_files:
-        stream, partition = path.parent.parent.name, int(path.parent.name)
-        for line in path.read_text().splitlines()[1:]:
-            rows.append((stream, partition, int(line.split(",", 1)[0])))
-    return rows, rows_files, sorted(base.glob("*/*/*.json"))
+def archived(
+    root: Path, topic: str
+) -> tuple[list[tuple[str, int, int]], list[ArchivedWindow], list[DriftEvent | None]]:
+    """Every archived row as (stream, partition, offset), the windows and their verdicts."""
+    rows, verdicts = [], []
+    windows = all_windows(root, topic)
+    for window in windows:
+        record = read_window(window)
+        stream = window.path.parent.parent.name
+        rows += [(stream, window.partition, offset) for offset in record.offsets.tolist()]
+        verdicts.append(None if record.verdict is None else DriftEvent.from_bytes(record.verdict))
+    return rows, windows, verdicts
 
 
 def all_rows_in_windows(kafka: KafkaSettings, topic: str) -> set[tuple[str, int, int]]:
@@ -205,16 +208,18 @@ def test_consumers_joining_leaving_and_killed_share_the_partitions_exactly_once(
             if p.poll() is None:
                 p.kill()
 
-    rows, rows_files, verdicts = archived(artifact_root, topic)
+    rows, windows, verdicts = archived(artifact_root, topic)
     counts = Counter(rows)
     assert set(counts) == expected
     assert max(counts.values()) == 1, "a row archived in two windows"
     # Every window has exactly one verdict, which names the window's stream and partition.
-    assert [p.with_suffix("") for p in rows_files] == [p.with_suffix("") for p in verdicts]
-    for path in verdicts:
-        event = DriftEvent.from_bytes(path.read_bytes())
-        assert event.stream == path.parent.parent.name
-        assert event.window.partition == int(path.parent.name)
+    for window, event in zip(windows, verdicts, strict=True):
+        assert event is not None
+        assert event.stream == window.path.parent.parent.name
+        assert (event.window.partition, event.window.first_offset) == (
+            window.partition,
+            window.first_offset,
+        )
     # The streams were spread: each has windows from every partition.
     assert {(s, p) for s, p, _ in rows} == {
         (s, p) for s in ("alpha", "beta") for p in range(PARTITIONS)
@@ -272,11 +277,18 @@ def test_kill_9_at_random_points_leaves_every_event_and_dead_letter_once(
         junk_thread.join(timeout=30)
         expected = all_rows_in_windows(kafka_settings, topic)
         wait_archived(artifact_root, topic, expected)
+        # A window archived by a killed consumer counts only once the restarted one has
+        # judged it again and committed it: wait for the topics to agree with the
+        # archive (they do once the last consumer caught up; duplicates never go away).
         wait_until(
-            lambda: len(read_topic(kafka_settings, kafka_settings.dlq_topic)) >= len(malformed),
-            60,
-            "every malformed row read",
+            lambda: (
+                committed_outcome(kafka_settings, artifact_root, topic)[1:]
+                == (Counter(malformed), True)
+            ),
+            120,
+            "every event and dead letter committed",
         )
+        assert consumer.logged("consuming topic=") == KILLS + 1
         consumer.stop()
     finally:
         stop_junk.set()
@@ -284,26 +296,28 @@ def test_kill_9_at_random_points_leaves_every_event_and_dead_letter_once(
         if rows.poll() is None:
             rows.kill()
 
-    assert consumer.logged("consuming topic=") == KILLS + 1
-    archived_rows, _, verdicts = archived(artifact_root, topic)
+    archived_rows, _, _ = archived(artifact_root, topic)
     assert max(Counter(archived_rows).values()) == 1
-    # The drift topic holds each announced window's event once, and only those.
-    events = Counter(
-        DriftEvent.from_bytes(r.value).event_id
-        for r in read_topic(kafka_settings, kafka_settings.drift_topic)
-    )
-    announced = {
-        event.event_id
-        for path in verdicts
-        if (event := DriftEvent.from_bytes(path.read_bytes())).announces
-    }
+    events, letters, agree = committed_outcome(kafka_settings, artifact_root, topic)
     assert events, "the noised stream opened drift episodes"
     assert max(events.values()) == 1, "an event published twice"
-    assert set(events) == announced
-    # Every malformed row is on the dead-letter topic exactly once.
-    letters = Counter(r.value for r in read_topic(kafka_settings, kafka_settings.dlq_topic))
+    assert agree, "the drift topic holds each announced window's event, and only those"
     assert len(malformed) > 20
-    assert letters == Counter(malformed)
+    assert letters == Counter(malformed), "every malformed row dead-lettered exactly once"
+
+
+def committed_outcome(
+    kafka: KafkaSettings, root: Path, topic: str
+) -> tuple[Counter[str], Counter[bytes], bool]:
+    """The drift topic's event ids and the dead-letter topic's values, as committed; and
+    whether the events are exactly the archived verdicts that announce."""
+    events = Counter(
+        DriftEvent.from_bytes(r.value).event_id for r in read_topic(kafka, kafka.drift_topic)
+    )
+    letters = Counter(r.value for r in read_topic(kafka, kafka.dlq_topic))
+    verdicts = archived(root, topic)[2]
+    announced = {event.event_id for event in verdicts if event is not None and event.announces}
+    return events, letters, set(events) == announced
 
 
 def test_a_second_consumer_under_the_same_instance_id_takes_over_and_the_first_says_why(

@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 
 from broker.settings import KafkaSettings
+from consumer.archive import archived_verdicts, read_window, resolve_window
 from consumer.events import DriftEvent
 from tests.integration.streams import consume_windows, read_topic, run_producer
 
@@ -68,10 +69,13 @@ def test_tutorial_noise_alerts_from_the_first_fully_drifted_window(
     assert first_drifted.model_version == 1
     # Every fully noised window is drift evidence, names only the noised features, and
     # belongs to the episode without announcing it again.
-    verdicts = [
-        DriftEvent.from_bytes(p.read_bytes())
-        for p in sorted(Path(first_drifted.archive_path).parent.glob("*.json"))
-    ]
+    verdicts = sorted(
+        (
+            DriftEvent.from_bytes(v.data)
+            for v in archived_verdicts(artifact_root, first_drifted.window.topic)
+        ),
+        key=lambda v: v.window.first_offset,
+    )
     noised = [v for v in verdicts if v.window.first_offset >= 300]
     assert [v.window.first_offset for v in noised] == [300, 350, 400, 450, 500, 550]
     for verdict in noised:
@@ -80,9 +84,8 @@ def test_tutorial_noise_alerts_from_the_first_fully_drifted_window(
         assert verdict.episode is not None
         assert verdict.episode.episode_id == first_drifted.event_id
     # The window's rows are archived with their labels, for retraining.
-    archived = Path(first_drifted.archive_path)
-    lines = archived.read_text().splitlines()
-    assert lines[0].split(",")[-1] == "target"
-    assert len(lines) == 1 + WINDOW
-    verdict = json.loads(archived.with_suffix(".json").read_text())
+    archived = read_window(resolve_window(first_drifted.archive_path))
+    assert archived.label_column == "target"
+    assert len(archived.offsets) == WINDOW
+    verdict = json.loads(archived.verdict or b"")
     assert verdict["event_id"] == first_drifted.event_id

@@ -1,65 +1,253 @@
-"""The window archive: what a window's files hold, read back as retraining reads them."""
+"""The window archive: segments written and read back exactly, torn tails, re-judged windows,
+per-window files of earlier versions, and retention."""
 
 from __future__ import annotations
 
-import csv
+import logging
+import os
 from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
 
 import numpy as np
 import pytest
 
-from consumer.archive import WindowArchive, read_labeled_rows, select_windows
+import consumer.archive as archive_module
+from consumer.archive import (
+    HEAD_SIZE,
+    ArchivedWindow,
+    WindowArchive,
+    all_windows,
+    archived_verdicts,
+    archived_windows,
+    read_labeled_rows,
+    read_window,
+    resolve_window,
+    select_windows,
+)
+from consumer.events import DriftEvent
+from models.registry import Registry
+from tests.dags.scenario import drift_event
+from tests.legacy_archive import write_window_files
 
 FEATURES = ["sepal length (cm)", "width,with comma"]
 T0 = datetime(2026, 11, 27, 1, 2, 3, 456789, tzinfo=UTC)
+TRICKY = [1e-5, 1e16, -0.0, 5e-324, 0.1 + 0.2, 1.7976931348623157e308, 100.0, -3.25]
+LABELS = ['setosa, "the first"', None, "versi\ncolor", 2, "a\r\nb", " padded "]
 
 
-def write(archive: WindowArchive, values: np.ndarray, labels: list, times=None) -> Path:
-    offsets = list(range(100, 100 + len(values)))
-    path = archive.path_for("rows", "s", 0, offsets[0], offsets[-1])
+def event(first: int, last: int, partition: int = 0, **kwargs: object) -> DriftEvent:
+    return drift_event("rows", first, last, partition=partition, features=tuple(FEATURES))
+
+
+def append(
+    archive: WindowArchive,
+    first: int,
+    values: np.ndarray,
+    labels: list,
+    times: list[datetime] | None = None,
+    partition: int = 0,
+) -> DriftEvent:
+    offsets = list(range(first, first + len(values)))
     times = times or [T0 + timedelta(seconds=i) for i in range(len(values))]
-    archive.write_rows(path, FEATURES, offsets, times, values, labels, "target")
-    archive.sync()
-    return path
-
-
-def test_values_read_back_exactly(tmp_path: Path) -> None:
-    rng = np.random.default_rng(3)
-    tricky = [1e-5, 1e16, -0.0, 5e-324, 0.1 + 0.2, 1.7976931348623157e308, 100.0, -3.25]
-    values = np.concatenate(
-        [rng.normal(3, 1, size=(40, 2)), np.array(tricky, dtype=np.float64).reshape(-1, 2)]
+    return archive.append(
+        event(offsets[0], offsets[-1], partition),
+        FEATURES,
+        offsets,
+        times,
+        values,
+        labels,
+        "target",
     )
-    labels = [i % 3 for i in range(len(values))]
-    path = write(WindowArchive(tmp_path), values, labels)
-
-    rows = read_labeled_rows([path], FEATURES, "target")
-    assert rows.offsets.tolist() == list(range(100, 100 + len(values)))
-    assert rows.features.tobytes() == values.tobytes()  # bit for bit, -0.0 included
-    assert rows.labels == [str(label) for label in labels]
 
 
-def test_labels_and_times_as_the_csv_module_reads_them(tmp_path: Path) -> None:
-    labels = ['setosa, "the first"', None, "versi\ncolor", 2]
+def tricky_values(rows: int = 40) -> np.ndarray:
+    rng = np.random.default_rng(3)
+    return np.concatenate(
+        [rng.normal(3, 1, size=(rows, 2)), np.array(TRICKY, dtype=np.float64).reshape(-1, 2)]
+    )
+
+
+def test_values_labels_and_times_read_back_exactly(tmp_path: Path) -> None:
+    values = tricky_values()
+    labels = [LABELS[i % len(LABELS)] for i in range(len(values))]
     plus_one = timezone(timedelta(hours=1))
-    times = [T0, T0, T0.astimezone(plus_one), T0 + timedelta(microseconds=1)]
-    path = write(WindowArchive(tmp_path), np.ones((4, 2)), labels, times)
-
-    with open(path, newline="") as handle:
-        header, *rows = list(csv.reader(handle))
-    assert header == ["offset", "event_time", *FEATURES, "target"]
-    assert [row[-1] for row in rows] == ['setosa, "the first"', "", "versi\ncolor", "2"]
-    assert [datetime.fromisoformat(row[1]) for row in rows] == times
-    assert rows[0][1] == "2026-11-27T01:02:03.456789Z"
-
-
-def test_a_window_written_again_is_the_same_file(tmp_path: Path) -> None:
+    times = [T0 + timedelta(seconds=i) for i in range(len(values))]
+    times[1] = times[1].astimezone(plus_one)
     archive = WindowArchive(tmp_path)
-    values = np.random.default_rng(0).normal(size=(50, 2))
-    first = write(archive, values, [1] * 50).read_bytes()
-    again = write(archive, values, [1] * 50)
-    assert again.read_bytes() == first
-    assert sorted(p.name for p in again.parent.iterdir()) == [again.name]  # no temp files left
+    archived = append(archive, 100, values, labels, times)
+    archive.sync()
+
+    (window,) = archived_windows(tmp_path, "rows", "iris", 0)
+    assert str(window) == archived.archive_path
+    record = read_window(window)
+    assert record.values.tobytes() == values.tobytes()  # bit for bit, -0.0 and 5e-324 too
+    assert record.offsets.tolist() == list(range(100, 100 + len(values)))
+    assert [datetime.fromisoformat(t) for t in record.event_times] == times
+    assert record.event_times[0] == "2026-11-27T01:02:03.456789Z"
+    assert DriftEvent.from_bytes(record.verdict or b"") == archived
+
+    rows = read_labeled_rows([window], FEATURES, "target")
+    labeled = [i for i, label in enumerate(labels) if label is not None]
+    assert rows.features.tobytes() == values[labeled].tobytes()
+    assert rows.labels == [str(labels[i]).strip() for i in labeled]
+
+
+def test_segments_read_as_the_per_window_files_did(tmp_path: Path) -> None:
+    values = tricky_values()
+    labels = [LABELS[i % len(LABELS)] for i in range(len(values))]
+    times = [T0 + timedelta(seconds=i) for i in range(len(values))]
+    offsets = list(range(100, 100 + len(values)))
+    old = tmp_path / "old"
+    csv_path = write_window_files(
+        old, event(100, offsets[-1]), FEATURES, offsets, times, values, labels, "target"
+    )
+    archive = WindowArchive(tmp_path / "new")
+    append(archive, 100, values, labels, times)
+    archive.sync()
+
+    (legacy,) = archived_windows(old, "rows", "iris", 0)
+    (segment,) = archived_windows(tmp_path / "new", "rows", "iris", 0)
+    assert legacy.path == csv_path and not legacy.in_segment and segment.in_segment
+    from_csv, from_segment = read_window(legacy), read_window(segment)
+    assert from_csv.values.tobytes() == from_segment.values.tobytes()
+    assert from_csv.labels == from_segment.labels
+    assert from_csv.event_times == from_segment.event_times
+    for read in (
+        lambda w: read_labeled_rows([w], FEATURES, "target"),
+        lambda w: read_labeled_rows([w], FEATURES[::-1], "target"),
+    ):
+        a, b = read(legacy), read(segment)
+        assert a.features.tobytes() == b.features.tobytes() and a.labels == b.labels
+    assert resolve_window(str(legacy)) == legacy
+    assert resolve_window(str(segment)) == segment
+    # An event's per-window name finds the window in the segments too.
+    assert resolve_window(csv_path.as_posix().replace(str(old), str(tmp_path / "new"))) == segment
+
+
+def test_a_poll_is_one_fsync_per_segment_and_one_per_new_directory(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    synced: list[str] = []
+    monkeypatch.setattr(archive_module.os, "fsync", lambda fd: synced.append("file"))
+    monkeypatch.setattr(archive_module, "fsync_dir", lambda path: synced.append(str(path)))
+    archive = WindowArchive(tmp_path)
+    for first in range(0, 500, 50):
+        append(archive, first, np.ones((50, 2)), [1] * 50)
+    archive.sync()
+    assert synced.count("file") == 1
+    assert str(tmp_path / "archive" / "rows" / "iris" / "0") in synced
+    synced.clear()
+    for first in range(500, 1000, 50):
+        append(archive, first, np.ones((50, 2)), [1] * 50)
+    archive.sync()
+    assert synced == ["file"]  # the segment exists already: no directory to sync
+    assert len(os.listdir(tmp_path / "archive" / "rows" / "iris" / "0")) == 1
+
+
+def test_segments_roll_by_size_and_a_new_process_begins_its_own(tmp_path: Path) -> None:
+    probe = WindowArchive(tmp_path / "probe", fsync=False)
+    append(probe, 0, np.ones((50, 2)), [1] * 50)
+    probe.close()
+    (record,) = archived_windows(tmp_path / "probe", "rows", "iris", 0)
+    # Closed once it holds more than one record: two windows per segment.
+    archive = WindowArchive(tmp_path, fsync=False, segment_bytes=record.length + 1)
+    for first in range(0, 500, 50):
+        append(archive, first, np.ones((50, 2)), [1] * 50)
+    archive.close()
+    again = WindowArchive(tmp_path, fsync=False)
+    append(again, 500, np.ones((50, 2)), [1] * 50)
+    again.close()
+    windows = archived_windows(tmp_path, "rows", "iris", 0)
+    assert [w.first_offset for w in windows] == list(range(0, 550, 50))
+    segments = sorted({w.path.name for w in windows})
+    assert len(segments) == 6  # 10 windows, two per segment, then the new process's
+    assert segments[-1].endswith("-000000000500.seg")
+
+
+@pytest.mark.parametrize(
+    "tear",
+    [
+        pytest.param(lambda data: data[:-1], id="cut-in-the-last-record"),
+        pytest.param(lambda data: data[: -HEAD_SIZE - 1], id="cut-before-the-last-payload"),
+        pytest.param(lambda data: data + b"\0" * 4096, id="zeros-after"),
+        pytest.param(lambda data: data[:-100] + bytes(100), id="last-record-partly-zeros"),
+        pytest.param(lambda data: data + b"DLW1" + bytes(40), id="a-head-begun"),
+    ],
+)
+def test_a_torn_tail_is_ignored(tmp_path: Path, tear, caplog: pytest.LogCaptureFixture) -> None:
+    archive = WindowArchive(tmp_path)
+    for first in range(0, 200, 50):
+        append(archive, first, np.ones((50, 2)), [1] * 50)
+    archive.close()
+    (segment,) = {w.path for w in archived_windows(tmp_path, "rows", "iris", 0)}
+    intact = segment.read_bytes()
+    segment.write_bytes(tear(intact))
+    torn_last = not tear(intact).startswith(intact)
+
+    with caplog.at_level(logging.INFO, logger="consumer.archive"):
+        windows = archived_windows(tmp_path, "rows", "iris", 0)
+    expected = [0, 50, 100] if torn_last else [0, 50, 100, 150]
+    assert [w.first_offset for w in windows] == expected
+    assert "torn tail" in caplog.text
+    assert len(read_labeled_rows(windows, FEATURES, "target")) == 50 * len(expected)
+    assert len(archived_verdicts(tmp_path, "rows")) == len(expected)
+
+
+def test_a_window_judged_again_after_a_crash_is_read_once_its_last_record(
+    tmp_path: Path,
+) -> None:
+    values = np.random.default_rng(1).normal(size=(50, 2))
+    crashed = WindowArchive(tmp_path)
+    append(crashed, 0, values, [1] * 50)
+    append(crashed, 50, values, [1] * 50)
+    crashed.sync()  # killed before the transaction: both windows are cut again
+    restarted = WindowArchive(tmp_path)
+    again = [append(restarted, 0, values, [1] * 50), append(restarted, 50, values, [1] * 50)]
+    restarted.sync()
+
+    windows = archived_windows(tmp_path, "rows", "iris", 0)
+    assert [w.first_offset for w in windows] == [0, 50]
+    assert {w.path for w in windows} == {Path(again[0].archive_path.partition("#")[0])}
+    assert [str(w) for w in windows] == [e.archive_path for e in again]
+    verdicts = [DriftEvent.from_bytes(v.data) for v in archived_verdicts(tmp_path)]
+    assert sorted(verdicts, key=lambda e: e.window.first_offset) == again
+    assert len(read_labeled_rows(windows, FEATURES, "target")) == 100
+    assert len(all_windows(tmp_path, "rows")) == 2
+
+
+def test_after_a_failed_write_the_next_window_begins_a_new_segment(tmp_path: Path) -> None:
+    archive = WindowArchive(tmp_path)
+    append(archive, 0, np.ones((50, 2)), [1] * 50)
+    archive.sync()
+    (segment,) = archive._open.values()
+    real_write = segment.handle.write
+
+    def half_then_fail(data: bytes) -> int:
+        real_write(data[: len(data) // 2])
+        segment.handle.flush()
+        raise OSError(28, "No space left on device")
+
+    segment.handle.write = half_then_fail  # type: ignore[method-assign]
+    with pytest.raises(OSError, match="No space"):
+        append(archive, 50, np.ones((50, 2)), [1] * 50)
+    append(archive, 50, np.ones((50, 2)), [1] * 50)  # the consumer cuts it again
+    append(archive, 100, np.ones((50, 2)), [1] * 50)
+    archive.sync()
+
+    windows = archived_windows(tmp_path, "rows", "iris", 0)
+    assert [w.first_offset for w in windows] == [0, 50, 100]
+    assert windows[0].path == segment.path != windows[1].path == windows[2].path
+
+
+def test_a_window_without_rows_is_archived_with_its_verdict(tmp_path: Path) -> None:
+    archive = WindowArchive(tmp_path)
+    archived = archive.append(event(7, 9), FEATURES, [], [], np.empty((0, 2)), [], "target")
+    archive.sync()
+    (window,) = archived_windows(tmp_path, "rows", "iris", 0)
+    record = read_window(window)
+    assert (window.first_offset, window.last_offset, len(record.offsets)) == (7, 9, 0)
+    assert record.values.shape == (0, 2)
+    assert DriftEvent.from_bytes(record.verdict or b"") == archived
 
 
 @pytest.mark.parametrize(
@@ -77,19 +265,87 @@ def test_bad_rows_are_refused_and_nothing_is_written(
     archive = WindowArchive(tmp_path)
     times = [T0] * len(values)
     with pytest.raises(ValueError, match=message):
-        write(archive, values, labels, times)
-    assert not (tmp_path / "archive").exists()
+        append(archive, 0, values, labels, times)
+    archive.sync()
+    assert archived_windows(tmp_path, "rows", "iris", 0) == []
+
+
+# --------------------------------------------------------------------------- retention
+
+
+def test_retention_removes_old_segments_but_not_lineage_or_the_open_one(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    # Six segments of two windows (100 rows) each, the first three written long ago.
+    for first in range(0, 600, 100):
+        archive = WindowArchive(tmp_path, fsync=False)
+        append(archive, first, np.ones((50, 2)), [1] * 50)
+        append(archive, first + 50, np.ones((50, 2)), [1] * 50)
+        archive.close()
+    directory = tmp_path / "archive" / "rows" / "iris" / "0"
+    segments = sorted(directory.glob("*.seg"))
+    long_ago = datetime.now(UTC).timestamp() - 48 * 3600
+    for path in segments[:3]:
+        os.utime(path, (long_ago, long_ago))
+    # A registered version was trained on a window of the second segment.
+    lineage = next(
+        w for w in archived_windows(tmp_path, "rows", "iris", 0) if w.first_offset == 150
+    )
+    Registry(tmp_path).register(
+        _model(),
+        np.zeros((4, 2)),
+        feature_names=["a", "b"],
+        label_column="target",
+        training_data_sha256="0" * 64,
+        metrics={},
+        cause="test",
+        decision="promoted",
+        training_rows=4,
+        training_windows=[str(lineage)],
+    )
+
+    by_age = WindowArchive(tmp_path, fsync=False, retention_hours=24)
+    with caplog.at_level(logging.INFO, logger="consumer.archive"):
+        append(by_age, 600, np.ones((50, 2)), [1] * 50)  # begins a segment: prunes
+    assert sorted(directory.glob("*.seg")) == [segments[1], *segments[3:], *by_age.open_segments()]
+    assert caplog.text.count("archive retention removed segment=") == 2
+    assert str(segments[0]) in caplog.text
+
+    by_age.close()
+    by_rows = WindowArchive(tmp_path, fsync=False, retention_rows=150)
+    append(by_rows, 650, np.ones((50, 2)), [1] * 50)
+    by_rows.close()
+    # Newest first: 650 (open), 600, 500..599 make 150 rows; 300..499 go; the lineage one stays.
+    assert [p.name for p in sorted(directory.glob("*.seg"))] == [
+        segments[1].name,
+        segments[5].name,
+        "00000007-000000000600.seg",
+        "00000008-000000000650.seg",
+    ]
+    assert [w.first_offset for w in archived_windows(tmp_path, "rows", "iris", 0)] == [
+        100,
+        150,
+        500,
+        550,
+        600,
+        650,
+    ]
+    assert resolve_window(str(lineage)) == lineage
+
+
+def _model():
+    from sklearn.tree import DecisionTreeClassifier
+
+    return DecisionTreeClassifier().fit(np.array([[0, 0], [1, 1]]), [0, 1])
 
 
 # --------------------------------------------------------------------------- selecting
 
 
-def names(paths: list[Path]) -> list[int]:
-    return [int(p.name[:12]) for p in paths]
-
-
-def window_paths(firsts: range, size: int = 50) -> list[Path]:
-    return [Path(f"{f:012d}-{f + size - 1:012d}.csv") for f in firsts]
+def window_list(firsts: range, size: int = 50) -> list[ArchivedWindow]:
+    return [
+        ArchivedWindow(Path("00000001-000000000000.seg"), 0, f, f + size - 1, f, 1) for f in firsts
+    ]
 
 
 @pytest.mark.parametrize(
@@ -103,10 +359,14 @@ def window_paths(firsts: range, size: int = 50) -> list[Path]:
     ],
 )
 def test_select_windows(drift_first: int, lookback: int, expected: list[int]) -> None:
-    shuffled = window_paths(range(0, 600, 50))[::-1]
-    assert names(select_windows(shuffled, drift_first, lookback)) == expected
+    shuffled = window_list(range(0, 600, 50))[::-1]
+    assert [w.first_offset for w in select_windows(shuffled, drift_first, lookback)] == expected
 
 
 def test_select_sliding_windows() -> None:
-    sliding = window_paths(range(0, 300, 25))
-    assert names(select_windows(sliding, 100, 2)) == [50, 75, *range(100, 300, 25)]
+    sliding = window_list(range(0, 300, 25))
+    assert [w.first_offset for w in select_windows(sliding, 100, 2)] == [
+        50,
+        75,
+        *range(100, 300, 25),
+    ]

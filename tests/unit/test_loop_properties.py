@@ -19,6 +19,7 @@ from typing import Any
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from consumer.archive import all_windows, read_window
 from producer.messages import RowMessage
 from tests.unit.test_monitor import FEATURES, WINDOW, Producer, Replay, monitor, record
 
@@ -99,10 +100,10 @@ def test_the_loop_survives_any_messages_and_every_row_ends_somewhere(
 
         archived: list[int] = []
         last_archived: dict[str, int] = {}
-        for path in (root / "archive").rglob("*.csv"):
-            rows = [int(line.split(",", 1)[0]) for line in path.read_text().splitlines()[1:]]
+        for window in all_windows(root, "rows"):
+            rows = read_window(window).offsets.tolist()
             archived += rows
-            stream = path.parent.parent.name
+            stream = window.path.parent.parent.name
             last_archived[stream] = max(last_archived.get(stream, -1), *rows)
         dead = [
             int(dict(kw["headers"])["driftloop.source.offset"])

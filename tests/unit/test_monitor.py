@@ -16,7 +16,7 @@ import pytest
 from kafka.errors import KafkaTimeoutError
 from kafka.structs import TopicPartition
 
-from consumer.archive import WindowArchive
+from consumer.archive import WindowArchive, all_windows, read_window, resolve_window
 from consumer.checkpoint import CheckpointError, Resume
 from consumer.dead_letters import REASON_HEADER
 from consumer.decoding import RowDecoder
@@ -195,7 +195,7 @@ def test_windows_are_judged_published_and_committed(tmp_path: Path) -> None:
     assert (stats.rows, stats.windows, stats.drift_events) == (25, 2, 1)
     events = [DriftEvent.from_bytes(kw["value"]) for topic, kw in producer.sent]
     assert [e.event_id for e in events] == ["rows-0-10-19"]
-    assert Path(events[0].archive_path).is_file()
+    assert resolve_window(events[0].archive_path).first_offset == 10
     assert drift_metric(m) == (1.0, 1.0)
     # Each poll is committed once its windows are written, up to the open window (20-24).
     assert producer.commits == [10, 20]
@@ -305,11 +305,12 @@ def two_streams(n: int, seed: int) -> list[SimpleNamespace]:
 
 
 def windows_of(producer: Producer, tmp_path: Path) -> list[tuple[str, tuple[int, ...]]]:
-    """Each archived window's stream and offsets, from the archive's rows files."""
+    """Each archived window's stream and offsets, read back from the archive."""
     out = []
-    for path in sorted((tmp_path / "archive" / TP.topic).glob("*/*/*.csv")):
-        offsets = tuple(int(line.split(",")[0]) for line in path.read_text().splitlines()[1:])
-        out.append((path.parent.parent.name, offsets))
+    for window in all_windows(tmp_path, TP.topic):
+        record = read_window(window)
+        stream = DriftEvent.from_bytes(record.verdict or b"").stream
+        out.append((stream, tuple(record.offsets.tolist())))
     return sorted(out)
 
 
@@ -327,8 +328,9 @@ def test_streams_sharing_a_partition_never_share_a_window(tmp_path: Path) -> Non
         assert len(offsets) == WINDOW
         assert {streams[o] for o in offsets} == {stream}
     # Every verdict names its window's one stream.
-    for path in (tmp_path / "archive").rglob("*.json"):
-        assert DriftEvent.from_bytes(path.read_bytes()).stream == path.parent.parent.name
+    for window in all_windows(tmp_path, TP.topic):
+        verdict = DriftEvent.from_bytes(read_window(window).verdict or b"")
+        assert verdict.stream == window.path.parent.parent.name
 
 
 @pytest.mark.parametrize("failing_commit", [1, 2, 3, 5])
