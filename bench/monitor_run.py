@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import cProfile
 import logging
 import shutil
 import time
@@ -22,6 +23,7 @@ def read_with_monitor(
     archive_root: Path,
     log_file: Path,
     timeout: float = 300.0,
+    profile: Path | None = None,
 ) -> Measurement:
     """Run the drift consumer over ``rows`` rows of ``settings.rows_topic``.
 
@@ -45,6 +47,9 @@ def read_with_monitor(
         Where the consumer's log lines go, at INFO as in production.
     timeout : float, default 300
         Seconds before giving up.
+    profile : pathlib.Path, optional
+        Run the loop under cProfile and write its statistics here (the rates are
+        then the profiler's, not the consumer's).
 
     Returns
     -------
@@ -78,14 +83,21 @@ def read_with_monitor(
             )
         return False
 
+    profiler = cProfile.Profile() if profile is not None else None
     try:
+        if profiler is not None:
+            profiler.enable()
         stats = monitor.run(should_stop)
+        if profiler is not None:
+            profiler.disable()
         # run() returns once the last poll's windows are archived, their events
         # acknowledged and every offset committed: all of that is timed.
         finished = time.perf_counter(), time.process_time()
     finally:
         monitor.close()
         shutil.rmtree(archive_root, ignore_errors=True)
+    if profiler is not None and profile is not None:
+        profiler.dump_stats(profile)
     clock = consumer.clock
     assert clock.assigned_at is not None
     assert clock.assigned_cpu is not None
@@ -100,6 +112,7 @@ def read_with_monitor(
         seconds=finished[0] - clock.assigned_at,
         cpu_seconds=finished[1] - clock.assigned_cpu,
         detect_seconds=detector.seconds,
+        stage_seconds=dict(stats.stage_seconds),
     )
 
 

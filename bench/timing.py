@@ -105,12 +105,16 @@ class Measurement:
         CPU held by someone else is not in it.
     detect_seconds : list of float
         Each window's ``predict`` time; empty for the plain reader.
+    stage_seconds : dict of str to float
+        The drift consumer's own clock per stage of its loop
+        (`consumer.service.Stats.stage_seconds`); empty for the plain reader.
     """
 
     rows: int
     seconds: float
     cpu_seconds: float
     detect_seconds: list[float] = field(default_factory=list)
+    stage_seconds: dict[str, float] = field(default_factory=dict)
 
     @property
     def rate(self) -> float:
@@ -126,3 +130,7 @@ class Measurement:
     def detect_share(self) -> float:
         """Fraction of the time spent in detection."""
         return sum(self.detect_seconds) / self.seconds
+
+    def stage_us_per_row(self, stage: str) -> float:
+        """Microseconds per row the consumer spent in ``stage``."""
+        return self.stage_seconds[stage] / self.rows * 1e6

@@ -68,6 +68,24 @@ logger = logging.getLogger(__name__)
 UPDATE_CHECK_INTERVAL_S = 0.5
 """Seconds between checks of the model-updates topic while rows keep arriving."""
 
+STAGES = (
+    "poll",
+    "decode",
+    "window",
+    "detect",
+    "alarm",
+    "accuracy",
+    "event",
+    "archive",
+    "commit",
+)
+"""The loop's stages, as `Stats.stage_seconds` times them: ``poll`` the client's fetch
+and record parsing; ``decode`` rows from JSON; ``window`` rows into windows; ``detect``
+the window matrix and its KS test; ``alarm`` the lanes' alarm and episodes; ``accuracy``
+the champion's labels; ``event`` the DriftEvent, its log line and metrics; ``archive``
+writing and syncing the windows; ``commit`` the transaction (events, dead letters,
+offsets)."""
+
 
 @dataclass
 class Stats:
@@ -87,6 +105,13 @@ class Stats:
     episodes: int = 0
     resolutions: int = 0
     dead_letters: Counter[str] = field(default_factory=Counter)
+    stage_seconds: dict[str, float] = field(default_factory=lambda: dict.fromkeys(STAGES, 0.0))
+    """Wall seconds spent per stage of the loop (see `STAGES`), summed over polls.
+
+    ``archive`` and ``commit`` run on the archive thread, overlapping the next poll's
+    stages on the loop's thread; the others run on the loop's thread. Taken with a
+    few ``perf_counter`` calls per poll and per window, cheap enough to keep on.
+    """
 
     @property
     def drift_events(self) -> int:
@@ -244,9 +269,11 @@ class DriftMonitor:
                     # client's IO thread: not after every poll of a busy rows topic.
                     self.follow_model_updates()
                     next_update_check = time.monotonic() + UPDATE_CHECK_INTERVAL_S
+                polled = time.perf_counter()
                 batch = self.consumer.poll(
                     timeout_ms=500, max_records=self.settings.max_poll_records
                 )
+                self.stats.stage_seconds["poll"] += time.perf_counter() - polled
                 if batch:
                     last_rows = time.monotonic()
                     self.process(batch)
@@ -273,8 +300,23 @@ class DriftMonitor:
         group = self.consumer.group_metadata()
         assert self._writer is not None, "process() runs inside run()"
         self.in_flight.hand_off(
-            partial(self._writer.submit, self._commit, windows, poll.dead, offsets, group)
+            partial(self._writer.submit, self._timed_commit, windows, poll.dead, offsets, group)
         )
+
+    def _timed_commit(
+        self,
+        windows: list[_ArchivedWindow],
+        dead: list[DeadLetter],
+        offsets: dict[TopicPartition, Any],
+        group: Any,
+    ) -> None:
+        """:meth:`_commit`, timed: what the transaction did not take went to the archive."""
+        stages = self.stats.stage_seconds
+        started, committing = time.perf_counter(), stages["commit"]
+        try:
+            self._commit(windows, dead, offsets, group)
+        finally:
+            stages["archive"] += time.perf_counter() - started - (stages["commit"] - committing)
 
     def _window(self, batch: dict[TopicPartition, list[Any]]) -> _Poll:
         """Decode a poll's records into their partition's stream windowers.
@@ -284,6 +326,8 @@ class DriftMonitor:
         """
         poll = _Poll()
         decoder = self.champion.decoder
+        started = time.perf_counter()
+        decoding = 0.0
         assigned = self.consumer.assignment()
         for tp, records in batch.items():
             if not records or tp not in assigned:
@@ -297,7 +341,9 @@ class DriftMonitor:
                 continue
             part.fresh = False
             poll.partitions.append(tp)
+            decode_started = time.perf_counter()
             decoded = decoder.decode_all([record.value for record in records])
+            decoding += time.perf_counter() - decode_started
             fresh = 0
             for record, message in zip(records, decoded, strict=True):
                 stream = None if isinstance(message, MalformedRowError) else message.stream
@@ -325,6 +371,9 @@ class DriftMonitor:
                 self.metrics.lag.labels(topic=tp.topic, partition=str(tp.partition)).set(
                     highwater - last_offset - 1
                 )
+        stages = self.stats.stage_seconds
+        stages["decode"] += decoding
+        stages["window"] += time.perf_counter() - started - decoding
         return poll
 
     def _partition(self, tp: TopicPartition) -> PartitionStreams[Row]:
@@ -408,6 +457,19 @@ class DriftMonitor:
         """Send drift events and dead letters, and commit offsets, in one transaction."""
         if not events and not dead and not offsets:
             return
+        started = time.perf_counter()
+        try:
+            self._send_in_transaction(events, dead, offsets, group)
+        finally:
+            self.stats.stage_seconds["commit"] += time.perf_counter() - started
+
+    def _send_in_transaction(
+        self,
+        events: list[DriftEvent],
+        dead: list[DeadLetter],
+        offsets: dict[TopicPartition, Any] | None,
+        group: Any,
+    ) -> None:
         self.producer.begin_transaction()
         try:
             sent = [
@@ -599,6 +661,8 @@ class DriftMonitor:
         others are judged as if it had not been there.
         """
         champion = self.champion
+        stages = self.stats.stage_seconds
+        began = time.perf_counter()
         judged: list[_Judged] = []
         for tp, stream, window in poll.completed:
             try:
@@ -611,9 +675,14 @@ class DriftMonitor:
             judged.append(
                 _Judged(tp, stream, window, values, result, time.perf_counter() - started)
             )
+        detected = time.perf_counter()
         judged = self._observe(poll, judged)
+        observed = time.perf_counter()
+        accuracies = self._accuracies(judged)
+        scored_at = time.perf_counter()
+        judging = stages["alarm"]
         archived = []
-        for item, scored in zip(judged, self._accuracies(judged), strict=True):
+        for item, scored in zip(judged, accuracies, strict=True):
             try:
                 if isinstance(scored, Exception):
                     raise scored
@@ -623,6 +692,12 @@ class DriftMonitor:
                 continue
             self.metrics.window(item.result, champion.metadata.feature_names, item.seconds)
         self._count_open_episodes()
+        ended = time.perf_counter()
+        # _record added each window's lane.judge to "alarm"; the rest of its time is the event's.
+        stages["event"] += ended - scored_at - (stages["alarm"] - judging)
+        stages["detect"] += detected - began
+        stages["alarm"] += observed - detected
+        stages["accuracy"] += scored_at - observed
         return archived
 
     def _count_open_episodes(self) -> None:
@@ -687,6 +762,7 @@ class DriftMonitor:
         event_id = event_id_for(tp.topic, tp.partition, window.first_offset, window.last_offset)
         judged_at = datetime.now(UTC)
         lane = self._lane(tp, item.stream)
+        judging = time.perf_counter()
         verdict = lane.judge(
             event_id,
             window.first_offset,
@@ -696,6 +772,7 @@ class DriftMonitor:
             judged_at,
             evidence=result.is_drift,
         )
+        self.stats.stage_seconds["alarm"] += time.perf_counter() - judging
         event = DriftEvent.for_window(
             tp.topic,
             tp.partition,

@@ -122,6 +122,15 @@ def test_backend_choice(make: Factory, iris: tuple) -> None:
     assert detector.backend == asked
 
 
+def test_fast_runs_by_default_and_alibi_by_name(iris: tuple) -> None:
+    # The default is the backend whose p-values the tests below prove equal to Alibi's.
+    from consumer.settings import ConsumerSettings
+
+    assert ConsumerSettings.model_fields["ks_backend"].default == "fast"
+    assert type(make_detector(iris[1])) is FastKS
+    assert type(make_detector(iris[1], backend="alibi")) is AlibiKS
+
+
 GOOD = np.random.default_rng(0).normal(size=(20, 3))
 
 
