@@ -66,6 +66,8 @@ class ClockedConsumer:
 class TimedDetector:
     """A KS detector whose ``predict`` calls are timed, one duration per window.
 
+    A ``predict_many`` call over several windows gives each window an equal share.
+
     Parameters
     ----------
     detector : consumer.detection.AlibiKS or consumer.detection.FastKS
@@ -83,6 +85,15 @@ class TimedDetector:
             return self._detector.predict(x)
         finally:
             self.seconds.append(time.perf_counter() - started)
+
+    def predict_many(self, windows: Any) -> Any:
+        """Judge a poll's windows with the wrapped detector; each gets an equal share."""
+        started = time.perf_counter()
+        try:
+            return self._detector.predict_many(windows)
+        finally:
+            share = (time.perf_counter() - started) / max(len(windows), 1)
+            self.seconds.extend([share] * len(windows))
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self._detector, name)

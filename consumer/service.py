@@ -609,6 +609,16 @@ class DriftMonitor:
         values = self.champion.decoder.values
         return np.array([values(row.message) for row in rows], dtype=np.float64)
 
+    def _matrices(self, windows: list[Window[Row]]) -> list[np.ndarray]:
+        """Each window's feature matrix: views of one array built for the whole poll."""
+        values = self.champion.decoder.values
+        every = np.array(
+            [values(row.message) for window in windows for row in window.items],
+            dtype=np.float64,
+        )
+        ends = np.cumsum([len(window.items) for window in windows])
+        return np.split(every, ends[:-1])
+
     def _reject(
         self, poll: _Poll, tp: TopicPartition, window: Window[Row], err: BaseException
     ) -> None:
@@ -663,18 +673,7 @@ class DriftMonitor:
         champion = self.champion
         stages = self.stats.stage_seconds
         began = time.perf_counter()
-        judged: list[_Judged] = []
-        for tp, stream, window in poll.completed:
-            try:
-                values = self._matrix(window.items)
-                started = time.perf_counter()
-                result = champion.detector.predict(values)
-            except Exception as err:  # a bad window must not stop the loop
-                self._reject(poll, tp, window, err)
-                continue
-            judged.append(
-                _Judged(tp, stream, window, values, result, time.perf_counter() - started)
-            )
+        judged = self._detect(poll)
         detected = time.perf_counter()
         judged = self._observe(poll, judged)
         observed = time.perf_counter()
@@ -699,6 +698,44 @@ class DriftMonitor:
         stages["alarm"] += observed - detected
         stages["accuracy"] += scored_at - observed
         return archived
+
+    def _detect(self, poll: _Poll) -> list[_Judged]:
+        """The KS verdict on each completed window, the poll's windows scored in one call.
+
+        If the call fails, each window is judged on its own, and a window that fails
+        alone is rejected (see :meth:`_reject`).
+        """
+        detector = self.champion.detector
+        completed = poll.completed
+        try:
+            matrices = self._matrices([window for _, _, window in completed])
+            started = time.perf_counter()
+            results = detector.predict_many(matrices)
+            seconds = (time.perf_counter() - started) / len(completed)
+        except Exception:  # find the window that fails
+            results, matrices, seconds = [], [], 0.0
+        judged: list[_Judged] = []
+        if len(results) == len(completed):
+            for (tp, stream, window), values, result in zip(
+                completed, matrices, results, strict=True
+            ):
+                if isinstance(result, Exception):
+                    self._reject(poll, tp, window, result)
+                    continue
+                judged.append(_Judged(tp, stream, window, values, result, seconds))
+            return judged
+        for tp, stream, window in completed:
+            try:
+                values = self._matrix(window.items)
+                started = time.perf_counter()
+                result = detector.predict(values)
+            except Exception as err:  # a bad window must not stop the loop
+                self._reject(poll, tp, window, err)
+                continue
+            judged.append(
+                _Judged(tp, stream, window, values, result, time.perf_counter() - started)
+            )
+        return judged
 
     def _count_open_episodes(self) -> None:
         """The open-episodes gauge, counted from the lanes rather than kept in step."""

@@ -222,6 +222,34 @@ def test_fast_equals_alibi(
     assert verdicts == {False, True}
 
 
+@pytest.mark.parametrize("draw", [continuous, one_decimal, integers])
+def test_predict_many_gives_predicts_results_bit_for_bit(
+    make: Factory, draw: Callable[[np.random.Generator, tuple[int, int]], np.ndarray]
+) -> None:
+    rng = np.random.default_rng(17)
+    for correction in CORRECTIONS:
+        detector = make(draw(rng, (120, 4)), correction=correction)
+        # Windows of two sizes, shifted from none to large, and one that predict rejects.
+        windows: list[np.ndarray] = [
+            draw(rng, (size, 4)) + np.round(shift * rng.uniform(0, 1, 4), 1)
+            for shift in np.linspace(0.0, 0.6, 12)
+            for size in (50, 37)
+        ]
+        windows.insert(5, np.full((50, 4), np.nan))
+        results = detector.predict_many(windows)
+        assert len(results) == len(windows)
+        for window, result in zip(windows, results, strict=True):
+            if np.isnan(window).any():
+                assert isinstance(result, ValueError)
+                continue
+            assert isinstance(result, DriftResult)
+            one = detector.predict(window)
+            assert_same(one, result)
+            assert result.p_values.dtype == result.distances.dtype == np.float32
+            assert not result.p_values.flags.writeable
+        assert {r.is_drift for r in results if isinstance(r, DriftResult)} == {False, True}
+
+
 def test_fast_equals_alibi_on_iris(alibi: SimpleNamespace, iris: tuple) -> None:
     x, reference = iris
     rng = np.random.default_rng(3)
