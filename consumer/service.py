@@ -54,7 +54,7 @@ from consumer.decoding import MalformedRowError
 from consumer.detection import DriftResult
 from consumer.episodes import Transition
 from consumer.events import DriftEvent, event_id_for
-from consumer.lanes import Lane
+from consumer.lanes import Lane, LaneVerdict
 from consumer.metrics import ConsumerMetrics
 from consumer.model_updates import ModelUpdateFollower
 from consumer.partitions import PartitionStreams
@@ -830,22 +830,9 @@ class DriftMonitor:
         self.stats.windows += 1
         self.stats.drift_windows += result.is_drift
         lowest = int(np.argmin(result.p_values))
-        logger.info(
-            "window=%s stream=%s offsets=%d-%d size=%d min_p=%.3g min_p_feature=%s drift=%s "
-            "alarm=%s%s model=%s%s",
-            window_id := event.window.window_id,
-            item.stream,
-            window.first_offset,
-            window.last_offset,
-            len(window.items),
-            float(result.p_values[lowest]),
-            names[lowest],
-            "yes" if result.is_drift else "no",
-            "yes" if verdict.alarm.fired else ("warmup" if verdict.alarm.warming_up else "no"),
-            "" if verdict.episode is None else f" episode={verdict.episode.episode_id}",
-            champion.label,
-            "" if accuracy is None else f" accuracy={accuracy:.3f}",
-        )
+        window_id = event.window.window_id
+        if logger.isEnabledFor(logging.INFO):  # its arguments cost more than the check
+            self._log_window(item, window_id, result, lowest, verdict, accuracy)
         if verdict.alarm.fired:
             self.stats.alarms += 1
             self.metrics.alarms.labels(kind=verdict.alarm.kind or "").inc()
@@ -885,6 +872,35 @@ class DriftMonitor:
             values=item.values,
             labels=[m.label for m in window.items],
             event=event,
+        )
+
+    def _log_window(
+        self,
+        item: _Judged,
+        window_id: str,
+        result: DriftResult,
+        lowest: int,
+        verdict: LaneVerdict,
+        accuracy: float | None,
+    ) -> None:
+        """The window's INFO line, the one line per window the README promises."""
+        window = item.window
+        alarm = verdict.alarm
+        logger.info(
+            "window=%s stream=%s offsets=%d-%d size=%d min_p=%.3g min_p_feature=%s drift=%s "
+            "alarm=%s%s model=%s%s",
+            window_id,
+            item.stream,
+            window.first_offset,
+            window.last_offset,
+            len(window.items),
+            float(result.p_values[lowest]),
+            self.champion.metadata.feature_names[lowest],
+            "yes" if result.is_drift else "no",
+            "yes" if alarm.fired else ("warmup" if alarm.warming_up else "no"),
+            "" if verdict.episode is None else f" episode={verdict.episode.episode_id}",
+            self.champion.label,
+            "" if accuracy is None else f" accuracy={accuracy:.3f}",
         )
 
     def _log_resolution(self, event: DriftEvent, transition: Transition) -> None:
