@@ -54,6 +54,11 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         "--timeout", type=float, default=300.0, help="seconds allowed per read of the topic (300)"
     )
     parser.add_argument(
+        "--without-archive",
+        action="store_true",
+        help="also run each consumer with its archive's writes left out (what the archive costs)",
+    )
+    parser.add_argument(
         "--profile",
         type=Path,
         default=None,
@@ -103,6 +108,12 @@ def main(argv: list[str] | None = None) -> int:
     consumers = [
         Series("consumer", window=w, backend=b) for w in args.windows for b in args.backends
     ]
+    if args.without_archive:
+        consumers += [
+            Series("consumer, archive writes left out", window=w, backend=b, archive=False)
+            for w in args.windows
+            for b in args.backends
+        ]
     try:
         lib_dir = fetch_jars(args.lib_dir)
         with ExitStack() as stack:
@@ -117,7 +128,7 @@ def main(argv: list[str] | None = None) -> int:
             consumer_processes = [
                 stack.enter_context(
                     ReaderProcess(
-                        f"bench-consumer-{s.window}-{s.backend}",
+                        f"bench-consumer-{s.window}-{s.backend}{'' if s.archive else '-noarchive'}",
                         preload=("bench.monitor_run",)
                         + (("alibi_detect.cd",) if s.backend == "alibi" else ()),
                     )
@@ -228,10 +239,11 @@ def _round(
         baseline.cpu_rate,
     )
     for s, process in consumer_readers:
+        name = f"{s.window}-{s.backend}{'' if s.archive else '-noarchive'}"
         settings = ConsumerSettings(
             **{
                 **base.model_dump(),
-                "group_id": f"bench-consumer-{s.window}-{s.backend}-{round_no}",
+                "group_id": f"bench-consumer-{name}-{round_no}",
                 "window_size": s.window,
                 "ks_backend": s.backend,
             }
@@ -240,19 +252,18 @@ def _round(
             read_with_monitor,
             settings,
             args.rows,
-            tmp / f"archive-{s.window}-{s.backend}-{round_no}",
-            tmp / f"consumer-{s.window}-{s.backend}.log",
+            tmp / f"archive-{name}-{round_no}",
+            tmp / f"consumer-{name}.log",
             args.timeout,
-            None
-            if args.profile is None
-            else args.profile / f"consumer-{s.window}-{s.backend}-{round_no}.prof",
+            None if args.profile is None else args.profile / f"consumer-{name}-{round_no}.prof",
+            s.archive,
         )
         s.runs.append(measured)
         s.baselines.append(baseline)
         logger.info(
-            "round %d consumer window=%d backend=%s: %.0f rows/s (%.2f x plain reader; "
-            "%.2f in CPU time)",
+            "round %d %s window=%d backend=%s: %.0f rows/s (%.2f x plain reader; %.2f in CPU time)",
             round_no,
+            s.label,
             settings.window_size,
             settings.ks_backend,
             measured.rate,

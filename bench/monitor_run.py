@@ -9,7 +9,7 @@ import time
 from pathlib import Path
 
 from bench.plain_reader import BenchTimeoutError
-from bench.timing import ClockedConsumer, Measurement, TimedDetector
+from bench.timing import ClockedConsumer, Measurement, NullArchive, TimedDetector
 from consumer.assembly import build_monitor
 from consumer.settings import ConsumerSettings
 
@@ -24,6 +24,7 @@ def read_with_monitor(
     log_file: Path,
     timeout: float = 300.0,
     profile: Path | None = None,
+    archive: bool = True,
 ) -> Measurement:
     """Run the drift consumer over ``rows`` rows of ``settings.rows_topic``.
 
@@ -50,6 +51,9 @@ def read_with_monitor(
     profile : pathlib.Path, optional
         Run the loop under cProfile and write its statistics here (the rates are
         then the profiler's, not the consumer's).
+    archive : bool, default True
+        False: the archive writes nothing (`bench.timing.NullArchive`), to measure
+        what the rest of the consumer reaches.
 
     Returns
     -------
@@ -70,6 +74,8 @@ def read_with_monitor(
         wrap_consumer=ClockedConsumer,
     )
     consumer: ClockedConsumer = monitor.consumer
+    if not archive:
+        monitor.archive = NullArchive(monitor.archive)  # type: ignore[assignment]
     detector = TimedDetector(monitor.champion.detector)
     monitor.champion.detector = detector  # type: ignore[assignment]
     deadline = time.monotonic() + timeout

@@ -99,6 +99,29 @@ class TimedDetector:
         return getattr(self._detector, name)
 
 
+class NullArchive:
+    """The consumer's archive with its writes left out: for measuring what the archive costs.
+
+    Paths are the real archive's; ``write_rows``, ``write_verdict`` and ``sync`` do
+    nothing. Bench only: nothing is durable, so no real consumer may run with it.
+    """
+
+    def __init__(self, archive: Any) -> None:
+        self._archive = archive
+
+    def write_rows(self, *args: Any, **kwargs: Any) -> None:
+        """Write nothing."""
+
+    def write_verdict(self, *args: Any, **kwargs: Any) -> None:
+        """Write nothing."""
+
+    def sync(self) -> None:
+        """Sync nothing."""
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._archive, name)
+
+
 @dataclass
 class Measurement:
     """One read of the whole topic.
