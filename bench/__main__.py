@@ -22,7 +22,7 @@ from types import FrameType
 from bench.monitor_run import read_with_monitor
 from bench.plain_reader import BenchTimeoutError, PlainRead, read_plain
 from bench.reader_process import ReaderProcess, ReaderProcessError
-from bench.report import Series, load_average, machine_lines, table, verdict
+from bench.report import Series, load_average, machine_lines, stage_table, table, verdict
 from bench.workload import encode_rows, load_topic
 from broker.clients import quiet_client_logs
 from broker.errors import BrokerUnavailableError, LocalBrokerError
@@ -43,13 +43,26 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__.splitlines()[0])
     parser.add_argument("--rows", type=int, default=200_000, help="rows on the topic (200000)")
     parser.add_argument("--repeats", type=int, default=3, help="rounds of measurements (3)")
-    parser.add_argument("--windows", default="500,50", help="comma-separated window sizes (500,50)")
+    parser.add_argument("--windows", default="50,500", help="comma-separated window sizes (50,500)")
     parser.add_argument(
-        "--backends", default="fast,alibi", help="comma-separated KS backends (fast,alibi)"
+        "--backends",
+        default="fast",
+        help="comma-separated KS backends (fast, the default backend; alibi as well: fast,alibi)",
     )
     parser.add_argument("--seed", type=int, default=7, help="seed of row order and noise (7)")
     parser.add_argument(
         "--timeout", type=float, default=300.0, help="seconds allowed per read of the topic (300)"
+    )
+    parser.add_argument(
+        "--without-archive",
+        action="store_true",
+        help="also run each consumer with its archive's writes left out (what the archive costs)",
+    )
+    parser.add_argument(
+        "--profile",
+        type=Path,
+        default=None,
+        help="a directory: run each consumer under cProfile and write its statistics there",
     )
     parser.add_argument(
         "--lib-dir",
@@ -82,6 +95,8 @@ def _raise_interrupt(signum: int, frame: FrameType | None) -> None:
 def main(argv: list[str] | None = None) -> int:
     """Run the benchmark and print its table; the exit code is 0, 1 on error, 130 if stopped."""
     args = parse_args(argv)
+    if args.profile is not None:
+        args.profile.mkdir(parents=True, exist_ok=True)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
     quiet_client_logs()
     # SIGTERM unwinds like Ctrl-C: the broker and the readers are stopped, the temporary
@@ -93,6 +108,12 @@ def main(argv: list[str] | None = None) -> int:
     consumers = [
         Series("consumer", window=w, backend=b) for w in args.windows for b in args.backends
     ]
+    if args.without_archive:
+        consumers += [
+            Series("consumer, archive writes left out", window=w, backend=b, archive=False)
+            for w in args.windows
+            for b in args.backends
+        ]
     try:
         lib_dir = fetch_jars(args.lib_dir)
         with ExitStack() as stack:
@@ -107,7 +128,7 @@ def main(argv: list[str] | None = None) -> int:
             consumer_processes = [
                 stack.enter_context(
                     ReaderProcess(
-                        f"bench-consumer-{s.window}-{s.backend}",
+                        f"bench-consumer-{s.window}-{s.backend}{'' if s.archive else '-noarchive'}",
                         preload=("bench.monitor_run",)
                         + (("alibi_detect.cd",) if s.backend == "alibi" else ()),
                     )
@@ -148,6 +169,8 @@ def main(argv: list[str] | None = None) -> int:
         print(line)
     print()
     print(table([plain, *consumers]))
+    print()
+    print(stage_table([plain, *consumers]))
     print()
     for line in verdict(consumers):
         print(line)
@@ -216,10 +239,11 @@ def _round(
         baseline.cpu_rate,
     )
     for s, process in consumer_readers:
+        name = f"{s.window}-{s.backend}{'' if s.archive else '-noarchive'}"
         settings = ConsumerSettings(
             **{
                 **base.model_dump(),
-                "group_id": f"bench-consumer-{s.window}-{s.backend}-{round_no}",
+                "group_id": f"bench-consumer-{name}-{round_no}",
                 "window_size": s.window,
                 "ks_backend": s.backend,
             }
@@ -228,16 +252,18 @@ def _round(
             read_with_monitor,
             settings,
             args.rows,
-            tmp / f"archive-{s.window}-{s.backend}-{round_no}",
-            tmp / f"consumer-{s.window}-{s.backend}.log",
+            tmp / f"archive-{name}-{round_no}",
+            tmp / f"consumer-{name}.log",
             args.timeout,
+            None if args.profile is None else args.profile / f"consumer-{name}-{round_no}.prof",
+            s.archive,
         )
         s.runs.append(measured)
         s.baselines.append(baseline)
         logger.info(
-            "round %d consumer window=%d backend=%s: %.0f rows/s (%.2f x plain reader; "
-            "%.2f in CPU time)",
+            "round %d %s window=%d backend=%s: %.0f rows/s (%.2f x plain reader; %.2f in CPU time)",
             round_no,
+            s.label,
             settings.window_size,
             settings.ks_backend,
             measured.rate,

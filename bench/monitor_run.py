@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import cProfile
 import logging
 import shutil
 import time
 from pathlib import Path
 
 from bench.plain_reader import BenchTimeoutError
-from bench.timing import ClockedConsumer, Measurement, TimedDetector
+from bench.timing import ClockedConsumer, Measurement, NullArchive, TimedDetector
 from consumer.assembly import build_monitor
 from consumer.settings import ConsumerSettings
 
@@ -22,6 +23,8 @@ def read_with_monitor(
     archive_root: Path,
     log_file: Path,
     timeout: float = 300.0,
+    profile: Path | None = None,
+    archive: bool = True,
 ) -> Measurement:
     """Run the drift consumer over ``rows`` rows of ``settings.rows_topic``.
 
@@ -45,6 +48,12 @@ def read_with_monitor(
         Where the consumer's log lines go, at INFO as in production.
     timeout : float, default 300
         Seconds before giving up.
+    profile : pathlib.Path, optional
+        Run the loop under cProfile and write its statistics here (the rates are
+        then the profiler's, not the consumer's).
+    archive : bool, default True
+        False: the archive writes nothing (`bench.timing.NullArchive`), to measure
+        what the rest of the consumer reaches.
 
     Returns
     -------
@@ -65,6 +74,8 @@ def read_with_monitor(
         wrap_consumer=ClockedConsumer,
     )
     consumer: ClockedConsumer = monitor.consumer
+    if not archive:
+        monitor.archive = NullArchive(monitor.archive)  # type: ignore[assignment]
     detector = TimedDetector(monitor.champion.detector)
     monitor.champion.detector = detector  # type: ignore[assignment]
     deadline = time.monotonic() + timeout
@@ -78,14 +89,21 @@ def read_with_monitor(
             )
         return False
 
+    profiler = cProfile.Profile() if profile is not None else None
     try:
+        if profiler is not None:
+            profiler.enable()
         stats = monitor.run(should_stop)
+        if profiler is not None:
+            profiler.disable()
         # run() returns once the last poll's windows are archived, their events
         # acknowledged and every offset committed: all of that is timed.
         finished = time.perf_counter(), time.process_time()
     finally:
         monitor.close()
         shutil.rmtree(archive_root, ignore_errors=True)
+    if profiler is not None and profile is not None:
+        profiler.dump_stats(profile)
     clock = consumer.clock
     assert clock.assigned_at is not None
     assert clock.assigned_cpu is not None
@@ -100,6 +118,7 @@ def read_with_monitor(
         seconds=finished[0] - clock.assigned_at,
         cpu_seconds=finished[1] - clock.assigned_cpu,
         detect_seconds=detector.seconds,
+        stage_seconds=dict(stats.stage_seconds),
     )
 
 

@@ -66,6 +66,7 @@ def read_plain(spec: PlainRead) -> Measurement:
     deadline = time.monotonic() + spec.timeout
     loads = json.loads
     seen = 0
+    polling = decoding = 0.0
     try:
         consumer.subscribe([spec.topic], listener=clock)
         while seen < spec.rows:
@@ -73,11 +74,15 @@ def read_plain(spec: PlainRead) -> Measurement:
                 raise BenchTimeoutError(
                     f"the plain reader read {seen} of {spec.rows} rows in {spec.timeout} s"
                 )
+            started = time.perf_counter()
             batch = consumer.poll(timeout_ms=500, max_records=spec.max_poll_records)
+            polled = time.perf_counter()
             for records in batch.values():
                 for record in records:
                     loads(record.value)
                 seen += len(records)
+            decoding += time.perf_counter() - polled
+            polling += polled - started
         finished, finished_cpu = time.perf_counter(), time.process_time()
     finally:
         consumer.close(autocommit=False)
@@ -87,4 +92,5 @@ def read_plain(spec: PlainRead) -> Measurement:
         rows=seen,
         seconds=finished - clock.assigned_at,
         cpu_seconds=finished_cpu - clock.assigned_cpu,
+        stage_seconds={"poll": polling, "decode": decoding},
     )

@@ -14,8 +14,32 @@ import numpy as np
 
 from bench.timing import Measurement
 
-TARGET_RATIO = 0.70
-"""The consumer at window 500 should read at least this fraction of the plain reader's rate."""
+TARGET_RATIO = 0.80
+"""With every default setting, the consumer should read at least this fraction of the
+plain reader's rate, at every window size measured (issue 10)."""
+
+TARGET_CPU_RATIO = 0.60
+"""... and at least this fraction of the plain reader's rows per CPU-second."""
+
+DEFAULT_BACKEND = "fast"
+"""The consumer's default KS backend (`consumer.settings.ConsumerSettings.ks_backend`)."""
+
+STAGES = (
+    "poll",
+    "decode",
+    "window",
+    "detect",
+    "alarm",
+    "accuracy",
+    "event",
+    "archive",
+    "commit",
+)
+"""The consumer's stages, as `consumer.service.STAGES` names them (kept here so the
+plain reader's process need not import the consumer)."""
+
+ARCHIVE_THREAD = ("archive", "commit")
+"""Stages that run on the archive thread, overlapping the loop's."""
 
 
 def percentile_ms(seconds: list[float], q: float) -> float:
@@ -96,6 +120,8 @@ class Series:
         Window size; None for the plain reader.
     backend : str or None
         KS backend; None for the plain reader.
+    archive : bool
+        False for the consumer with its archive's writes left out (bench only).
     runs : list of Measurement
         One per round.
     baselines : list of Measurement
@@ -105,6 +131,7 @@ class Series:
     label: str
     window: int | None = None
     backend: str | None = None
+    archive: bool = True
     runs: list[Measurement] = field(default_factory=list)
     baselines: list[Measurement] = field(default_factory=list)
 
@@ -162,15 +189,55 @@ def table(series: list[Series]) -> str:
     return "\n".join(lines)
 
 
+def stage_table(series: list[Series]) -> str:
+    """A Markdown table of where each consumer's time goes, in microseconds per row.
+
+    Each stage is the consumer's own clock (`consumer.service.Stats.stage_seconds`),
+    median over the rounds. ``loop`` adds up the stages of the loop's thread; the
+    archive thread's stages (``archive``, ``commit``) overlap them. ``wall`` and
+    ``CPU`` are the whole run's time per row, all threads in CPU. The plain reader's
+    row has its ``poll`` and its ``json.loads`` (as ``decode``).
+    """
+    header = (
+        "| reader | window | KS backend | "
+        + " | ".join(STAGES)
+        + " | loop thread | archive thread | wall | CPU |"
+    )
+    lines = [header, "|" + "---|" * (len(STAGES) + 7)]
+    for s in series:
+        runs = [m for m in s.runs if m.stage_seconds]
+        if not runs:
+            continue
+
+        def median_us(stages: tuple[str, ...], runs: list[Measurement] = runs) -> str:
+            if any(x not in m.stage_seconds for m in runs for x in stages):
+                return "-"
+            return (
+                f"{statistics.median(sum(m.stage_us_per_row(x) for x in stages) for m in runs):.2f}"
+            )
+
+        loop = tuple(x for x in STAGES if x not in ARCHIVE_THREAD and x in runs[0].stage_seconds)
+        wall = statistics.median(m.seconds / m.rows * 1e6 for m in runs)
+        cpu = statistics.median(m.cpu_seconds / m.rows * 1e6 for m in runs)
+        lines.append(
+            f"| {s.label} | {s.window or '-'} | {s.backend or '-'} | "
+            + " | ".join(median_us((x,)) for x in STAGES)
+            + f" | {median_us(loop)} | {median_us(ARCHIVE_THREAD)} | {wall:.2f} | {cpu:.2f} |"
+        )
+    return "\n".join(lines)
+
+
 def verdict(series: list[Series]) -> list[str]:
-    """One line per window-500 consumer run: its ratio against :data:`TARGET_RATIO`."""
+    """One line per consumer run with the default backend, against the targets."""
     lines = []
     for s in series:
-        if s.window == 500:
-            ratio = s.median_ratio
-            mark = "meets" if ratio >= TARGET_RATIO else "misses"
-            lines.append(
-                f"target: consumer window 500 {s.backend}: {ratio:.2f} x plain reader "
-                f"({s.median_cpu_ratio:.2f} in CPU time) {mark} the {TARGET_RATIO:.2f} target"
-            )
+        if s.backend != DEFAULT_BACKEND or not s.archive:
+            continue
+        ratio, cpu = s.median_ratio, s.median_cpu_ratio
+        mark = "meets" if ratio >= TARGET_RATIO and cpu >= TARGET_CPU_RATIO else "misses"
+        lines.append(
+            f"target: consumer window {s.window} {s.backend}: {ratio:.2f} x plain reader "
+            f"({cpu:.2f} in CPU time) {mark} the {TARGET_RATIO:.2f} ({TARGET_CPU_RATIO:.2f} "
+            "in CPU time) target"
+        )
     return lines

@@ -66,6 +66,8 @@ class ClockedConsumer:
 class TimedDetector:
     """A KS detector whose ``predict`` calls are timed, one duration per window.
 
+    A ``predict_many`` call over several windows gives each window an equal share.
+
     Parameters
     ----------
     detector : consumer.detection.AlibiKS or consumer.detection.FastKS
@@ -84,8 +86,40 @@ class TimedDetector:
         finally:
             self.seconds.append(time.perf_counter() - started)
 
+    def predict_many(self, windows: Any) -> Any:
+        """Judge a poll's windows with the wrapped detector; each gets an equal share."""
+        started = time.perf_counter()
+        try:
+            return self._detector.predict_many(windows)
+        finally:
+            share = (time.perf_counter() - started) / max(len(windows), 1)
+            self.seconds.extend([share] * len(windows))
+
     def __getattr__(self, name: str) -> Any:
         return getattr(self._detector, name)
+
+
+class NullArchive:
+    """The consumer's archive with its writes left out: for measuring what the archive costs.
+
+    Paths are the real archive's; ``write_rows``, ``write_verdict`` and ``sync`` do
+    nothing. Bench only: nothing is durable, so no real consumer may run with it.
+    """
+
+    def __init__(self, archive: Any) -> None:
+        self._archive = archive
+
+    def write_rows(self, *args: Any, **kwargs: Any) -> None:
+        """Write nothing."""
+
+    def write_verdict(self, *args: Any, **kwargs: Any) -> None:
+        """Write nothing."""
+
+    def sync(self) -> None:
+        """Sync nothing."""
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._archive, name)
 
 
 @dataclass
@@ -105,12 +139,16 @@ class Measurement:
         CPU held by someone else is not in it.
     detect_seconds : list of float
         Each window's ``predict`` time; empty for the plain reader.
+    stage_seconds : dict of str to float
+        The drift consumer's own clock per stage of its loop
+        (`consumer.service.Stats.stage_seconds`); empty for the plain reader.
     """
 
     rows: int
     seconds: float
     cpu_seconds: float
     detect_seconds: list[float] = field(default_factory=list)
+    stage_seconds: dict[str, float] = field(default_factory=dict)
 
     @property
     def rate(self) -> float:
@@ -126,3 +164,7 @@ class Measurement:
     def detect_share(self) -> float:
         """Fraction of the time spent in detection."""
         return sum(self.detect_seconds) / self.seconds
+
+    def stage_us_per_row(self, stage: str) -> float:
+        """Microseconds per row the consumer spent in ``stage``."""
+        return self.stage_seconds[stage] / self.rows * 1e6

@@ -95,15 +95,30 @@ class ConsumerMetrics:
             registry=self.registry,
         )
 
+        # Labelled children looked up once, not per window: each ``labels()`` call
+        # costs a lock and a dict lookup, times the features, times the windows.
+        # Created at first use, as before, so a series appears only once it has a value.
+        self._verdicts: dict[bool, Counter] = {}
+        self._p_value_of: dict[str, Gauge] = {}
+
     def serve(self, port: int, host: str = "127.0.0.1") -> None:
         """Serve ``/metrics`` over HTTP on ``host:port`` from a daemon thread."""
         start_http_server(port, addr=host, registry=self.registry)
 
     def window(self, result: DriftResult, feature_names: Sequence[str], seconds: float) -> None:
         """Count one judged window and keep its p-values and detection time."""
-        self.windows.labels(drift="yes" if result.is_drift else "no").inc()
+        verdict = self._verdicts.get(result.is_drift)
+        if verdict is None:
+            verdict = self._verdicts[result.is_drift] = self.windows.labels(
+                drift="yes" if result.is_drift else "no"
+            )
+        verdict.inc()
+        gauges = self._p_value_of
         for name, p in zip(feature_names, result.p_values.tolist(), strict=True):
-            self.p_value.labels(feature=name).set(p)
+            gauge = gauges.get(name)
+            if gauge is None:
+                gauge = gauges[name] = self.p_value.labels(feature=name)
+            gauge.set(p)
         self.detection_seconds.observe(seconds)
 
     def model(self, name: str, version: int) -> None:

@@ -54,7 +54,7 @@ from consumer.decoding import MalformedRowError
 from consumer.detection import DriftResult
 from consumer.episodes import Transition
 from consumer.events import DriftEvent, event_id_for
-from consumer.lanes import Lane
+from consumer.lanes import Lane, LaneVerdict
 from consumer.metrics import ConsumerMetrics
 from consumer.model_updates import ModelUpdateFollower
 from consumer.partitions import PartitionStreams
@@ -67,6 +67,24 @@ logger = logging.getLogger(__name__)
 
 UPDATE_CHECK_INTERVAL_S = 0.5
 """Seconds between checks of the model-updates topic while rows keep arriving."""
+
+STAGES = (
+    "poll",
+    "decode",
+    "window",
+    "detect",
+    "alarm",
+    "accuracy",
+    "event",
+    "archive",
+    "commit",
+)
+"""The loop's stages, as `Stats.stage_seconds` times them: ``poll`` the client's fetch
+and record parsing; ``decode`` rows from JSON; ``window`` rows into windows; ``detect``
+the window matrix and its KS test; ``alarm`` the lanes' alarm and episodes; ``accuracy``
+the champion's labels; ``event`` the DriftEvent, its log line and metrics; ``archive``
+writing and syncing the windows; ``commit`` the transaction (events, dead letters,
+offsets)."""
 
 
 @dataclass
@@ -87,6 +105,13 @@ class Stats:
     episodes: int = 0
     resolutions: int = 0
     dead_letters: Counter[str] = field(default_factory=Counter)
+    stage_seconds: dict[str, float] = field(default_factory=lambda: dict.fromkeys(STAGES, 0.0))
+    """Wall seconds spent per stage of the loop (see `STAGES`), summed over polls.
+
+    ``archive`` and ``commit`` run on the archive thread, overlapping the next poll's
+    stages on the loop's thread; the others run on the loop's thread. Taken with a
+    few ``perf_counter`` calls per poll and per window, cheap enough to keep on.
+    """
 
     @property
     def drift_events(self) -> int:
@@ -247,9 +272,11 @@ class DriftMonitor:
                     # client's IO thread: not after every poll of a busy rows topic.
                     self.follow_model_updates()
                     next_update_check = time.monotonic() + UPDATE_CHECK_INTERVAL_S
+                polled = time.perf_counter()
                 batch = self.consumer.poll(
                     timeout_ms=500, max_records=self.settings.max_poll_records
                 )
+                self.stats.stage_seconds["poll"] += time.perf_counter() - polled
                 if batch:
                     last_rows = time.monotonic()
                     self.process(batch)
@@ -276,8 +303,23 @@ class DriftMonitor:
         group = self.consumer.group_metadata()
         assert self._writer is not None, "process() runs inside run()"
         self.in_flight.hand_off(
-            partial(self._writer.submit, self._commit, windows, poll.dead, offsets, group)
+            partial(self._writer.submit, self._timed_commit, windows, poll.dead, offsets, group)
         )
+
+    def _timed_commit(
+        self,
+        windows: list[_ArchivedWindow],
+        dead: list[DeadLetter],
+        offsets: dict[TopicPartition, Any],
+        group: Any,
+    ) -> None:
+        """:meth:`_commit`, timed: what the transaction did not take went to the archive."""
+        stages = self.stats.stage_seconds
+        started, committing = time.perf_counter(), stages["commit"]
+        try:
+            self._commit(windows, dead, offsets, group)
+        finally:
+            stages["archive"] += time.perf_counter() - started - (stages["commit"] - committing)
 
     def _window(self, batch: dict[TopicPartition, list[Any]]) -> _Poll:
         """Decode a poll's records into their partition's stream windowers.
@@ -287,6 +329,8 @@ class DriftMonitor:
         """
         poll = _Poll()
         decoder = self.champion.decoder
+        started = time.perf_counter()
+        decoding = 0.0
         assigned = self.consumer.assignment()
         for tp, records in batch.items():
             if not records or tp not in assigned:
@@ -300,7 +344,9 @@ class DriftMonitor:
                 continue
             part.fresh = False
             poll.partitions.append(tp)
+            decode_started = time.perf_counter()
             decoded = decoder.decode_all([record.value for record in records])
+            decoding += time.perf_counter() - decode_started
             fresh = 0
             for record, message in zip(records, decoded, strict=True):
                 stream = None if isinstance(message, MalformedRowError) else message.stream
@@ -328,6 +374,9 @@ class DriftMonitor:
                 self.metrics.lag.labels(topic=tp.topic, partition=str(tp.partition)).set(
                     highwater - last_offset - 1
                 )
+        stages = self.stats.stage_seconds
+        stages["decode"] += decoding
+        stages["window"] += time.perf_counter() - started - decoding
         return poll
 
     def _partition(self, tp: TopicPartition) -> PartitionStreams[Row]:
@@ -413,6 +462,19 @@ class DriftMonitor:
         """Send drift events and dead letters, and commit offsets, in one transaction."""
         if not events and not dead and not offsets:
             return
+        started = time.perf_counter()
+        try:
+            self._send_in_transaction(events, dead, offsets, group)
+        finally:
+            self.stats.stage_seconds["commit"] += time.perf_counter() - started
+
+    def _send_in_transaction(
+        self,
+        events: list[DriftEvent],
+        dead: list[DeadLetter],
+        offsets: dict[TopicPartition, Any] | None,
+        group: Any,
+    ) -> None:
         self.producer.begin_transaction()
         try:
             sent = [
@@ -552,6 +614,16 @@ class DriftMonitor:
         values = self.champion.decoder.values
         return np.array([values(row.message) for row in rows], dtype=np.float64)
 
+    def _matrices(self, windows: list[Window[Row]]) -> list[np.ndarray]:
+        """Each window's feature matrix: views of one array built for the whole poll."""
+        values = self.champion.decoder.values
+        every = np.array(
+            [values(row.message) for window in windows for row in window.items],
+            dtype=np.float64,
+        )
+        ends = np.cumsum([len(window.items) for window in windows])
+        return np.split(every, ends[:-1])
+
     def _reject(
         self, poll: _Poll, tp: TopicPartition, window: Window[Row], err: BaseException
     ) -> None:
@@ -604,21 +676,17 @@ class DriftMonitor:
         others are judged as if it had not been there.
         """
         champion = self.champion
-        judged: list[_Judged] = []
-        for tp, stream, window in poll.completed:
-            try:
-                values = self._matrix(window.items)
-                started = time.perf_counter()
-                result = champion.detector.predict(values)
-            except Exception as err:  # a bad window must not stop the loop
-                self._reject(poll, tp, window, err)
-                continue
-            judged.append(
-                _Judged(tp, stream, window, values, result, time.perf_counter() - started)
-            )
+        stages = self.stats.stage_seconds
+        began = time.perf_counter()
+        judged = self._detect(poll)
+        detected = time.perf_counter()
         judged = self._observe(poll, judged)
+        observed = time.perf_counter()
+        accuracies = self._accuracies(judged)
+        scored_at = time.perf_counter()
+        judging = stages["alarm"]
         archived = []
-        for item, scored in zip(judged, self._accuracies(judged), strict=True):
+        for item, scored in zip(judged, accuracies, strict=True):
             try:
                 if isinstance(scored, Exception):
                     raise scored
@@ -628,7 +696,51 @@ class DriftMonitor:
                 continue
             self.metrics.window(item.result, champion.metadata.feature_names, item.seconds)
         self._count_open_episodes()
+        ended = time.perf_counter()
+        # _record added each window's lane.judge to "alarm"; the rest of its time is the event's.
+        stages["event"] += ended - scored_at - (stages["alarm"] - judging)
+        stages["detect"] += detected - began
+        stages["alarm"] += observed - detected
+        stages["accuracy"] += scored_at - observed
         return archived
+
+    def _detect(self, poll: _Poll) -> list[_Judged]:
+        """The KS verdict on each completed window, the poll's windows scored in one call.
+
+        If the call fails, each window is judged on its own, and a window that fails
+        alone is rejected (see :meth:`_reject`).
+        """
+        detector = self.champion.detector
+        completed = poll.completed
+        try:
+            matrices = self._matrices([window for _, _, window in completed])
+            started = time.perf_counter()
+            results = detector.predict_many(matrices)
+            seconds = (time.perf_counter() - started) / len(completed)
+        except Exception:  # find the window that fails
+            results, matrices, seconds = [], [], 0.0
+        judged: list[_Judged] = []
+        if len(results) == len(completed):
+            for (tp, stream, window), values, result in zip(
+                completed, matrices, results, strict=True
+            ):
+                if isinstance(result, Exception):
+                    self._reject(poll, tp, window, result)
+                    continue
+                judged.append(_Judged(tp, stream, window, values, result, seconds))
+            return judged
+        for tp, stream, window in completed:
+            try:
+                values = self._matrix(window.items)
+                started = time.perf_counter()
+                result = detector.predict(values)
+            except Exception as err:  # a bad window must not stop the loop
+                self._reject(poll, tp, window, err)
+                continue
+            judged.append(
+                _Judged(tp, stream, window, values, result, time.perf_counter() - started)
+            )
+        return judged
 
     def _count_open_episodes(self) -> None:
         """The open-episodes gauge, counted from the lanes rather than kept in step."""
@@ -692,6 +804,7 @@ class DriftMonitor:
         event_id = event_id_for(tp.topic, tp.partition, window.first_offset, window.last_offset)
         judged_at = datetime.now(UTC)
         lane = self._lane(tp, item.stream)
+        judging = time.perf_counter()
         verdict = lane.judge(
             event_id,
             window.first_offset,
@@ -701,6 +814,7 @@ class DriftMonitor:
             judged_at,
             evidence=result.is_drift,
         )
+        self.stats.stage_seconds["alarm"] += time.perf_counter() - judging
         event = DriftEvent.for_window(
             tp.topic,
             tp.partition,
@@ -721,22 +835,9 @@ class DriftMonitor:
         self.stats.windows += 1
         self.stats.drift_windows += result.is_drift
         lowest = int(np.argmin(result.p_values))
-        logger.info(
-            "window=%s stream=%s offsets=%d-%d size=%d min_p=%.3g min_p_feature=%s drift=%s "
-            "alarm=%s%s model=%s%s",
-            window_id := event.window.window_id,
-            item.stream,
-            window.first_offset,
-            window.last_offset,
-            len(window.items),
-            float(result.p_values[lowest]),
-            names[lowest],
-            "yes" if result.is_drift else "no",
-            "yes" if verdict.alarm.fired else ("warmup" if verdict.alarm.warming_up else "no"),
-            "" if verdict.episode is None else f" episode={verdict.episode.episode_id}",
-            champion.label,
-            "" if accuracy is None else f" accuracy={accuracy:.3f}",
-        )
+        window_id = event.window.window_id
+        if logger.isEnabledFor(logging.INFO):  # its arguments cost more than the check
+            self._log_window(item, window_id, result, lowest, verdict, accuracy)
         if verdict.alarm.fired:
             self.stats.alarms += 1
             self.metrics.alarms.labels(kind=verdict.alarm.kind or "").inc()
@@ -776,6 +877,35 @@ class DriftMonitor:
             values=item.values,
             labels=[m.label for m in window.items],
             event=event,
+        )
+
+    def _log_window(
+        self,
+        item: _Judged,
+        window_id: str,
+        result: DriftResult,
+        lowest: int,
+        verdict: LaneVerdict,
+        accuracy: float | None,
+    ) -> None:
+        """The window's INFO line, the one line per window the README promises."""
+        window = item.window
+        alarm = verdict.alarm
+        logger.info(
+            "window=%s stream=%s offsets=%d-%d size=%d min_p=%.3g min_p_feature=%s drift=%s "
+            "alarm=%s%s model=%s%s",
+            window_id,
+            item.stream,
+            window.first_offset,
+            window.last_offset,
+            len(window.items),
+            float(result.p_values[lowest]),
+            self.champion.metadata.feature_names[lowest],
+            "yes" if result.is_drift else "no",
+            "yes" if alarm.fired else ("warmup" if alarm.warming_up else "no"),
+            "" if verdict.episode is None else f" episode={verdict.episode.episode_id}",
+            self.champion.label,
+            "" if accuracy is None else f" accuracy={accuracy:.3f}",
         )
 
     def _log_resolution(self, event: DriftEvent, transition: Transition) -> None:

@@ -122,6 +122,15 @@ def test_backend_choice(make: Factory, iris: tuple) -> None:
     assert detector.backend == asked
 
 
+def test_fast_runs_by_default_and_alibi_by_name(iris: tuple) -> None:
+    # The default is the backend whose p-values the tests below prove equal to Alibi's.
+    from consumer.settings import ConsumerSettings
+
+    assert ConsumerSettings.model_fields["ks_backend"].default == "fast"
+    assert type(make_detector(iris[1])) is FastKS
+    assert type(make_detector(iris[1], backend="alibi")) is AlibiKS
+
+
 GOOD = np.random.default_rng(0).normal(size=(20, 3))
 
 
@@ -211,6 +220,34 @@ def test_fast_equals_alibi(
         assert_same(slow_result, fast.predict(window))
         verdicts.add(slow_result.is_drift)
     assert verdicts == {False, True}
+
+
+@pytest.mark.parametrize("draw", [continuous, one_decimal, integers])
+def test_predict_many_gives_predicts_results_bit_for_bit(
+    make: Factory, draw: Callable[[np.random.Generator, tuple[int, int]], np.ndarray]
+) -> None:
+    rng = np.random.default_rng(17)
+    for correction in CORRECTIONS:
+        detector = make(draw(rng, (120, 4)), correction=correction)
+        # Windows of two sizes, shifted from none to large, and one that predict rejects.
+        windows: list[np.ndarray] = [
+            draw(rng, (size, 4)) + np.round(shift * rng.uniform(0, 1, 4), 1)
+            for shift in np.linspace(0.0, 0.6, 12)
+            for size in (50, 37)
+        ]
+        windows.insert(5, np.full((50, 4), np.nan))
+        results = detector.predict_many(windows)
+        assert len(results) == len(windows)
+        for window, result in zip(windows, results, strict=True):
+            if np.isnan(window).any():
+                assert isinstance(result, ValueError)
+                continue
+            assert isinstance(result, DriftResult)
+            one = detector.predict(window)
+            assert_same(one, result)
+            assert result.p_values.dtype == result.distances.dtype == np.float32
+            assert not result.p_values.flags.writeable
+        assert {r.is_drift for r in results if isinstance(r, DriftResult)} == {False, True}
 
 
 def test_fast_equals_alibi_on_iris(alibi: SimpleNamespace, iris: tuple) -> None:

@@ -398,7 +398,12 @@ def test_a_window_that_cannot_be_judged_is_dead_lettered_and_the_loop_goes_on(
             raise FloatingPointError("overflow in the detector")
         return real(values)
 
+    def predict_many(windows: list[np.ndarray]) -> Any:
+        raise FloatingPointError("overflow in the detector")
+
+    # The poll's windows are judged together; when that fails, one by one.
     m.champion.detector.predict = predict  # type: ignore[method-assign]
+    m.champion.detector.predict_many = predict_many  # type: ignore[method-assign]
     stats = m.run(lambda: False, idle_timeout=0)
     assert stats.windows == 2
     assert dict(stats.dead_letters) == {"window-failed": WINDOW}
