@@ -13,6 +13,7 @@ from typing import Any
 import numpy as np
 
 from bench.timing import Measurement
+from consumer.settings import ConsumerSettings
 
 TARGET_RATIO = 0.80
 """With every default setting, the consumer should read at least this fraction of the
@@ -21,22 +22,8 @@ plain reader's rate, at every window size measured (issue 10)."""
 TARGET_CPU_RATIO = 0.60
 """... and at least this fraction of the plain reader's rows per CPU-second."""
 
-DEFAULT_BACKEND = "fast"
-"""The consumer's default KS backend (`consumer.settings.ConsumerSettings.ks_backend`)."""
-
-STAGES = (
-    "poll",
-    "decode",
-    "window",
-    "detect",
-    "alarm",
-    "accuracy",
-    "event",
-    "archive",
-    "commit",
-)
-"""The consumer's stages, as `consumer.service.STAGES` names them (kept here so the
-plain reader's process need not import the consumer)."""
+DEFAULT_BACKEND = ConsumerSettings.model_fields["ks_backend"].default
+"""The consumer's default KS backend (read from its settings, which import no SciPy)."""
 
 ARCHIVE_THREAD = ("archive", "commit")
 """Stages that run on the archive thread, overlapping the loop's."""
@@ -198,12 +185,15 @@ def stage_table(series: list[Series]) -> str:
     ``CPU`` are the whole run's time per row, all threads in CPU. The plain reader's
     row has its ``poll`` and its ``json.loads`` (as ``decode``).
     """
+    # The consumer's clock names every stage, in `consumer.service.STAGES`' order; the
+    # plain reader's only its own two.
+    stages = max((list(m.stage_seconds) for s in series for m in s.runs), key=len, default=[])
     header = (
         "| reader | window | KS backend | "
-        + " | ".join(STAGES)
+        + " | ".join(stages)
         + " | loop thread | archive thread | wall | CPU |"
     )
-    lines = [header, "|" + "---|" * (len(STAGES) + 7)]
+    lines = [header, "|" + "---|" * (len(stages) + 7)]
     for s in series:
         runs = [m for m in s.runs if m.stage_seconds]
         if not runs:
@@ -216,12 +206,12 @@ def stage_table(series: list[Series]) -> str:
                 f"{statistics.median(sum(m.stage_us_per_row(x) for x in stages) for m in runs):.2f}"
             )
 
-        loop = tuple(x for x in STAGES if x not in ARCHIVE_THREAD and x in runs[0].stage_seconds)
+        loop = tuple(x for x in stages if x not in ARCHIVE_THREAD and x in runs[0].stage_seconds)
         wall = statistics.median(m.seconds / m.rows * 1e6 for m in runs)
         cpu = statistics.median(m.cpu_seconds / m.rows * 1e6 for m in runs)
         lines.append(
             f"| {s.label} | {s.window or '-'} | {s.backend or '-'} | "
-            + " | ".join(median_us((x,)) for x in STAGES)
+            + " | ".join(median_us((x,)) for x in stages)
             + f" | {median_us(loop)} | {median_us(ARCHIVE_THREAD)} | {wall:.2f} | {cpu:.2f} |"
         )
     return "\n".join(lines)
