@@ -1,4 +1,4 @@
-"""Command line for data sets: ``python -m data prepare [--out data/iris.csv]``."""
+"""Command line for data sets: ``python -m data prepare [iris|penguins] [--out FILE]``."""
 
 from __future__ import annotations
 
@@ -10,11 +10,13 @@ from pathlib import Path
 
 from broker.cli import add_flags, build
 from broker.logs import LogSettings, configure_logging
-from data.dataset import DatasetError, load_dataset, write_iris_csv
+from data.dataset import DatasetError, load_dataset
+from data.shipped import PENGUINS_LABEL, SHIPPED
 
 logger = logging.getLogger(__name__)
 
-DEFAULT_OUT = Path("data/iris.csv")
+LABELS = {"penguins": PENGUINS_LABEL}
+"""The label column of each shipped data set whose label is not ``target``."""
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -33,10 +35,18 @@ def build_parser() -> argparse.ArgumentParser:
     prepare = commands.add_parser(
         "prepare",
         parents=[common],
-        help="write scikit-learn's bundled Iris as CSV (no download)",
+        help="write a shipped data set as CSV (no download): Iris (scikit-learn's) "
+        "or the Palmer penguins (categorical features, missing values)",
     )
     prepare.add_argument(
-        "--out", type=Path, default=DEFAULT_OUT, help=f"CSV to write (default {DEFAULT_OUT})"
+        "name",
+        nargs="?",
+        default="iris",
+        choices=sorted(SHIPPED),
+        help="which data set (default iris)",
+    )
+    prepare.add_argument(
+        "--out", type=Path, default=None, help="CSV to write (default data/<name>.csv)"
     )
     return parser
 
@@ -45,9 +55,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Run the command line; returns the process exit code."""
     args = build_parser().parse_args(argv)
     configure_logging(build(LogSettings, args), level=args.log_level)
+    out = args.out if args.out is not None else Path("data") / f"{args.name}.csv"
     try:
-        out = write_iris_csv(args.out)
-        dataset = load_dataset(out)
+        out = SHIPPED[args.name](out)
+        dataset = load_dataset(out, label_column=LABELS.get(args.name, "target"))
     except (DatasetError, OSError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 1

@@ -22,8 +22,9 @@ from types import FrameType
 from broker.cli import add_flags, build
 from broker.logs import LogSettings, configure_logging
 from broker.settings import KafkaSettings
-from data.dataset import load_dataset, write_iris_csv
-from demo.loop import run_loop
+from data.dataset import load_dataset
+from data.shipped import SHIPPED
+from demo.loop import DEMO_DATA, run_loop
 from demo.stack import REPO, Stack, StackError, port_open, worth_showing
 from models.registry import Registry
 from models.training import train_and_register
@@ -48,6 +49,13 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         default=REPO / "var" / "demo",
         help="state of the run: registry, archive, Airflow home, logs (default var/demo; "
         "emptied at start)",
+    )
+    parser.add_argument(
+        "--data",
+        choices=sorted(DEMO_DATA),
+        default="iris",
+        help="the shipped data set to replay (default iris; penguins has categorical "
+        "features and missing values)",
     )
     parser.add_argument("--airflow-port", type=int, default=8080, help="Airflow UI (8080)")
     parser.add_argument("--rate", type=float, default=100, help="rows per second (default 100)")
@@ -115,11 +123,12 @@ def main(argv: list[str] | None = None) -> int:
         if stack.broker is not None:
             print(f"started a local broker (log: {stack.broker.log_file})")
 
-        data = REPO / "data" / "iris.csv"
+        shipped = DEMO_DATA[args.data]
+        data = REPO / "data" / f"{shipped.name}.csv"
         if not data.exists():
-            write_iris_csv(data)
+            SHIPPED[shipped.name](data)
         registry = Registry(stack.artifact_root)
-        first = train_and_register(registry, load_dataset(data))
+        first = train_and_register(registry, load_dataset(data, label_column=shipped.label_column))
         say(
             f"trained the first model on {data.name}: {first.model_name} v{first.version}, "
             f"held-out accuracy {first.metrics['accuracy']:.2f}; it is the champion"
@@ -127,6 +136,7 @@ def main(argv: list[str] | None = None) -> int:
         report = run_loop(
             stack,
             data,
+            shipped=shipped,
             rate=args.rate,
             drift_after=args.drift_after,
             window_size=args.window_size,

@@ -23,6 +23,40 @@ from retraining.ledger import HandledLedger
 Narrate = Callable[[str], None]
 
 
+@dataclass(frozen=True)
+class DemoData:
+    """A shipped data set as the loop replays it: its label and the drift the producer adds.
+
+    Attributes
+    ----------
+    name : str
+        The name ``python -m data prepare`` knows it by.
+    label_column : str
+        Its label column.
+    drift_args : tuple of str
+        The producer's flags for the drift (besides ``--drift-after``).
+    drift_text : str
+        The drift, in words, for the narration.
+    """
+
+    name: str
+    label_column: str
+    drift_args: tuple[str, ...]
+    drift_text: str
+
+
+DEMO_DATA: dict[str, DemoData] = {
+    "iris": DemoData("iris", "target", (), "Gaussian noise (mean 3, std 1) on every feature"),
+    "penguins": DemoData(
+        "penguins",
+        "species",
+        ("--drift-features", "island,bill_length_mm", "--noise-mean", "8", "--noise-std", "2"),
+        "half the birds moved to the rarest island, Gaussian noise (mean 8, std 2) on bill length",
+    ),
+}
+"""The data sets the demo can run on (``python -m demo --data NAME``)."""
+
+
 @dataclass
 class LoopReport:
     """What one pass of the loop did, and when."""
@@ -76,6 +110,7 @@ def run_loop(
     stack: Stack,
     data: Path,
     *,
+    shipped: DemoData = DEMO_DATA["iris"],
     rate: float = 100.0,
     drift_after: int = 300,
     window_size: int = 50,
@@ -86,11 +121,11 @@ def run_loop(
 ) -> LoopReport:
     """Run the loop once on a stack whose registry has a champion; return what happened.
 
-    Starts Airflow and the consumer, replays ``data`` with noise from row
-    ``drift_after`` on, and waits, step by step, for the drift alert, the DAG run
-    retraining, the promotion, the consumer's switch and ``windows_after_switch``
-    windows judged by the new champion. Raises ``StackError`` with the step that
-    did not happen in time.
+    Starts Airflow and the consumer, replays ``data`` (the CSV of ``shipped``) with
+    ``shipped``'s drift from row ``drift_after`` on, and waits, step by step, for the
+    drift alert, the DAG run retraining, the promotion, the consumer's switch and
+    ``windows_after_switch`` windows judged by the new champion. Raises ``StackError``
+    with the step that did not happen in time.
     """
     assert stack.artifact_root is not None
     registry = Registry(stack.artifact_root)
@@ -121,8 +156,8 @@ def run_loop(
     )
 
     narrate(
-        f"producing rows at {rate:g}/s: clean, then Gaussian noise (mean 3, std 1) on every "
-        f"feature from row {drift_after} on"
+        f"producing rows of {data.name} at {rate:g}/s: clean, then {shipped.drift_text} "
+        f"from row {drift_after} on"
     )
     producer = stack.start(
         "producer",
@@ -130,6 +165,9 @@ def run_loop(
             "producer",
             "--data",
             str(data),
+            "--label-column",
+            shipped.label_column,
+            *shipped.drift_args,
             "--rate",
             str(rate),
             "--loop",
@@ -242,4 +280,4 @@ def _when(text: str) -> datetime:
     return datetime.fromisoformat(text.replace("Z", "+00:00"))
 
 
-__all__ = ["LoopReport", "Process", "run_loop", "verdicts"]
+__all__ = ["DEMO_DATA", "DemoData", "LoopReport", "Process", "run_loop", "verdicts"]
