@@ -6,9 +6,9 @@ import logging
 from collections.abc import Callable
 from contextlib import ExitStack
 from pathlib import Path
+from typing import Any
 
-from kafka import KafkaConsumer
-
+from broker import confluent
 from broker.clients import manual_commit_consumer, transactional_producer, update_consumer
 from broker.topics import ensure_loop_topics
 from consumer.archive import WindowArchive
@@ -27,7 +27,7 @@ def build_monitor(
     *,
     client_id: str = "driftloop-consumer",
     archive_root: Path | None = None,
-    wrap_consumer: Callable[[KafkaConsumer], KafkaConsumer] | None = None,
+    wrap_consumer: Callable[[Any], Any] | None = None,
 ) -> DriftMonitor:
     """The drift monitor for ``settings``, its clients connected; close it with ``close()``.
 
@@ -38,7 +38,8 @@ def build_monitor(
     between the two is seen as an update rather than missed; then the
     transactional producer (which aborts a killed predecessor's transaction), the
     rows consumer (a static member of the group, as ``settings.member_id``) and
-    the champion. Metrics are served when
+    the champion; the producer and the rows consumer are ``settings.client``'s
+    (:mod:`broker.confluent` gives confluent-kafka kafka-python's calls). Metrics are served when
     ``settings.metrics_port`` is set. If a step fails, the clients already built
     are closed.
 
@@ -77,14 +78,15 @@ def build_monitor(
         follower = update_consumer(settings, client_id=f"{client_id}-updates")
         built.callback(follower.close, autocommit=False)
         updates = ModelUpdateFollower(follower, settings.model_updates_topic, settings.model_name)
-        producer = transactional_producer(
+        confluent_kafka = settings.client == "confluent"
+        producer = (confluent.TransactionalProducer if confluent_kafka else transactional_producer)(
             settings,
             client_id=f"{client_id}-events",
             transactional_id=settings.transactional_id,
             timeout_ms=settings.transaction_timeout_ms,
         )
         built.callback(producer.close)
-        consumer = manual_commit_consumer(
+        consumer = (confluent.RowsConsumer if confluent_kafka else manual_commit_consumer)(
             settings,
             group_id=settings.group_id,
             client_id=client_id,

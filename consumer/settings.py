@@ -39,6 +39,10 @@ class ConsumerSettings(KafkaSettings, RegistrySettings):
     ks_backend: Literal["alibi", "fast"] = "fast"
     """``fast`` (the default) computes KSDrift's p-values bit for bit from a pre-sorted
     reference, without calling Alibi Detect; ``alibi`` runs Alibi Detect's KSDrift."""
+    client: Literal["kafka-python", "confluent"] = "kafka-python"
+    """The Kafka client the rows are read and the transactions written with:
+    ``kafka-python`` (the default) or ``confluent`` (confluent-kafka, librdkafka: reads
+    several times faster). The same loop, commits and transactions either way."""
     group_id: str = "driftloop-consumer"
     """Kafka consumer group; instances in one group share the rows topic's partitions."""
     instance_id: str | None = Field(default=None, pattern=r"^[A-Za-z0-9._-]{1,200}$")

@@ -71,6 +71,22 @@ def kafka_env(kafka_settings: KafkaSettings) -> dict[str, str]:
     return env
 
 
+CLIENTS = ("kafka-python", "confluent")
+"""The Kafka clients the consumer runs on (``--client``)."""
+
+
+@pytest.fixture(params=CLIENTS)
+def client(request: pytest.FixtureRequest) -> str:
+    """The consumer's Kafka client: a test that takes it runs once on each."""
+    return str(request.param)
+
+
+@pytest.fixture
+def consumer_env(kafka_env: dict[str, str], client: str) -> dict[str, str]:
+    """``kafka_env`` for a `python -m consumer` on ``client``."""
+    return {**kafka_env, "DRIFTLOOP_CLIENT": client}
+
+
 @pytest.fixture(scope="session")
 def iris_csv(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return write_iris_csv(tmp_path_factory.mktemp("data") / "iris.csv")

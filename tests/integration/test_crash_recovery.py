@@ -44,6 +44,7 @@ def start_consumer(env: dict[str, str], artifact_root: Path, log: Path) -> subpr
 def test_kill_9_and_restart_yields_every_window_once(
     kafka_settings: KafkaSettings,
     kafka_env: dict[str, str],
+    consumer_env: dict[str, str],
     iris_csv: Path,
     artifact_root: Path,
     tmp_path: Path,
@@ -60,7 +61,7 @@ def test_kill_9_and_restart_yields_every_window_once(
             for v in archived_verdicts(artifact_root, kafka_settings.rows_topic)
         ]
 
-    consumer = start_consumer(kafka_env, artifact_root, log)
+    consumer = start_consumer(consumer_env, artifact_root, log)
     processes = [consumer]
     try:
         # Rows start flowing once the first consumer reads, and keep flowing for about
@@ -100,7 +101,7 @@ def test_kill_9_and_restart_yields_every_window_once(
             )
             os.kill(consumer.pid, signal.SIGKILL)
             consumer.wait(timeout=10)
-            consumer = start_consumer(kafka_env, artifact_root, log)
+            consumer = start_consumer(consumer_env, artifact_root, log)
             processes.append(consumer)
         assert producer.wait(timeout=60) == 0
         expected = set(range(0, ROWS, WINDOW))

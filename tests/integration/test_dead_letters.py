@@ -41,7 +41,7 @@ MALFORMED = {
 
 
 def test_malformed_rows_are_dead_lettered_and_never_stop_the_loop(
-    kafka_settings: KafkaSettings, artifact_root: Path
+    kafka_settings: KafkaSettings, artifact_root: Path, client: str
 ) -> None:
     producer = KafkaProducer(bootstrap_servers=kafka_settings.servers)
     sent_valid = 0
@@ -54,7 +54,7 @@ def test_malformed_rows_are_dead_lettered_and_never_stop_the_loop(
     producer.flush()
     producer.close()
 
-    stats = consume_windows(kafka_settings, artifact_root, window_size=25)
+    stats = consume_windows(kafka_settings, artifact_root, window_size=25, client=client)
 
     dead = read_topic(kafka_settings, kafka_settings.dlq_topic)
     reasons = [dict(r.headers)["driftloop.error.reason"].decode() for r in dead]

@@ -63,10 +63,11 @@ def test_consumer_judges_windows_after_a_model_update_against_the_new_reference(
     kafka_env: dict[str, str],
     iris_csv: Path,
     artifact_root: Path,
+    client: str,
 ) -> None:
     registry = Registry(artifact_root)
     stop = threading.Event()
-    with drift_monitor(kafka_settings, artifact_root, window_size=WINDOW) as monitor:
+    with drift_monitor(kafka_settings, artifact_root, window_size=WINDOW, client=client) as monitor:
         loop = threading.Thread(target=monitor.run, args=(stop.is_set,))
         loop.start()
         try:

@@ -33,11 +33,11 @@ WINDOW = 25
 
 
 @pytest.fixture
-def spread(kafka_settings: KafkaSettings, kafka_env: dict[str, str]) -> dict[str, str]:
-    """The environment of a rows topic with four partitions."""
+def spread(kafka_settings: KafkaSettings, consumer_env: dict[str, str]) -> dict[str, str]:
+    """The environment of a rows topic with four partitions (on each consumer client)."""
     topic = f"{kafka_settings.rows_topic}-x{PARTITIONS}"
     ensure_topics(kafka_settings.servers, [topic], partitions=PARTITIONS)
-    return {**kafka_env, "DRIFTLOOP_ROWS_TOPIC": topic}
+    return {**consumer_env, "DRIFTLOOP_ROWS_TOPIC": topic}
 
 
 class Consumer:

@@ -20,11 +20,15 @@ def drift_events(kafka: KafkaSettings) -> list[DriftEvent]:
 
 
 def test_a_clean_replay_raises_no_alarm(
-    kafka_settings: KafkaSettings, kafka_env: dict[str, str], iris_csv: Path, artifact_root: Path
+    kafka_settings: KafkaSettings,
+    kafka_env: dict[str, str],
+    iris_csv: Path,
+    artifact_root: Path,
+    client: str,
 ) -> None:
     run_producer(kafka_env, iris_csv, "--count", "1500", "--seed", "7")
 
-    stats = consume_windows(kafka_settings, artifact_root, window_size=WINDOW)
+    stats = consume_windows(kafka_settings, artifact_root, window_size=WINDOW, client=client)
 
     assert stats.rows == 1500
     assert stats.windows == 1500 // WINDOW
@@ -41,6 +45,7 @@ def test_tutorial_noise_alerts_from_the_first_fully_drifted_window(
     iris_csv: Path,
     artifact_root: Path,
     backend: str,
+    client: str,
 ) -> None:
     run_producer(
         kafka_env,
@@ -55,7 +60,9 @@ def test_tutorial_noise_alerts_from_the_first_fully_drifted_window(
         "petal_length,sepal_width",
     )
 
-    consume_windows(kafka_settings, artifact_root, window_size=WINDOW, ks_backend=backend)
+    consume_windows(
+        kafka_settings, artifact_root, window_size=WINDOW, ks_backend=backend, client=client
+    )
 
     # One drift episode, announced once at its onset: the first noised window.
     [first_drifted] = drift_events(kafka_settings)
