@@ -1,10 +1,10 @@
-"""`python -m bench`: the drift consumer's throughput against a plain kafka-python reader.
+"""`python -m bench`: the drift consumer's throughput against plain readers of its clients.
 
 Starts its own Kafka broker in a temporary directory, loads a topic with Iris
-rows, then reads the topic in rounds: once with a plain reader (``json.loads``
-per value), once with the drift consumer per window size and KS backend. Each
-reader configuration runs in a process of its own. Prints the median rates and
-each consumer's ratio to the plain reader of the same round.
+rows, then reads the topic in rounds: once with a plain reader per client
+(``json.loads`` per value), once with the drift consumer per client, window size
+and KS backend. Each reader configuration runs in a process of its own. Prints
+the median rates and each consumer's ratio to the plain readers of the same round.
 """
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ from tempfile import TemporaryDirectory
 from types import FrameType
 
 from bench.monitor_run import read_with_monitor
-from bench.plain_reader import BenchTimeoutError, PlainRead, read_plain
+from bench.plain_reader import BenchTimeoutError, PlainRead, read_plain, read_plain_confluent
 from bench.reader_process import ReaderProcess, ReaderProcessError
 from bench.report import Series, load_average, machine_lines, stage_table, table, verdict
 from bench.workload import encode_rows, load_topic
@@ -36,6 +36,8 @@ logger = logging.getLogger("bench")
 
 REPO = Path(__file__).resolve().parents[1]
 TOPIC = "bench-rows"
+CLIENTS = {"kafka-python": read_plain, "confluent": read_plain_confluent}
+"""Each client and its plain reader."""
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
@@ -48,6 +50,11 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         "--backends",
         default="fast",
         help="comma-separated KS backends (fast, the default backend; alibi as well: fast,alibi)",
+    )
+    parser.add_argument(
+        "--clients",
+        default="kafka-python,confluent",
+        help="comma-separated Kafka clients (kafka-python,confluent)",
     )
     parser.add_argument("--seed", type=int, default=7, help="seed of row order and noise (7)")
     parser.add_argument(
@@ -85,6 +92,13 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     unknown = sorted(set(args.backends) - {"alibi", "fast"})
     if unknown or not args.backends:
         parser.error(f"--backends must be alibi and/or fast, got {','.join(unknown)}")
+    args.clients = [c.strip() for c in args.clients.split(",") if c.strip()]
+    unknown = sorted(set(args.clients) - set(CLIENTS))
+    if unknown or "kafka-python" not in args.clients:
+        parser.error(
+            "--clients must name kafka-python (the baseline of every ratio) and may add "
+            f"confluent, got {args.clients}"
+        )
     return args
 
 
@@ -104,13 +118,19 @@ def main(argv: list[str] | None = None) -> int:
     signal.signal(signal.SIGTERM, _raise_interrupt)
     started = time.monotonic()
     load_at_start = load_average()
-    plain = Series("plain reader")
+    plains = [Series("plain reader", client=c) for c in args.clients]
     consumers = [
-        Series("consumer", window=w, backend=b) for w in args.windows for b in args.backends
+        Series("consumer", client=c, window=w, backend=b)
+        for c in args.clients
+        for w in args.windows
+        for b in args.backends
     ]
     if args.without_archive:
         consumers += [
-            Series("consumer, archive writes left out", window=w, backend=b, archive=False)
+            Series(
+                "consumer, archive writes left out", client=c, window=w, backend=b, archive=False
+            )
+            for c in args.clients
             for w in args.windows
             for b in args.backends
         ]
@@ -122,13 +142,16 @@ def main(argv: list[str] | None = None) -> int:
             # its own service would hold (the plain reader no scikit-learn, the alibi
             # consumer Alibi Detect), and no reader inherits another's garbage. They
             # import while the broker starts and the topic is loaded.
-            plain_process = stack.enter_context(
-                ReaderProcess("bench-plain-reader", preload=("bench.plain_reader",))
-            )
+            plain_processes = [
+                stack.enter_context(
+                    ReaderProcess(f"bench-plain-{s.client}", preload=("bench.plain_reader",))
+                )
+                for s in plains
+            ]
             consumer_processes = [
                 stack.enter_context(
                     ReaderProcess(
-                        f"bench-consumer-{s.window}-{s.backend}{'' if s.archive else '-noarchive'}",
+                        f"bench-consumer-{_name(s)}",
                         preload=("bench.monitor_run",)
                         + (("alibi_detect.cd",) if s.backend == "alibi" else ()),
                     )
@@ -138,7 +161,7 @@ def main(argv: list[str] | None = None) -> int:
             broker = LocalBroker(home=tmp / "broker", port=free_port(), lib_dir=lib_dir)
             stack.enter_context(broker.running(timeout=120))
             base = _prepare(args, tmp, broker.bootstrap_servers)
-            for process in [plain_process, *consumer_processes]:
+            for process in [*plain_processes, *consumer_processes]:
                 process.wait_ready()
             for round_no in range(1, args.repeats + 1):
                 _round(
@@ -146,7 +169,7 @@ def main(argv: list[str] | None = None) -> int:
                     tmp,
                     base,
                     round_no,
-                    (plain, plain_process),
+                    list(zip(plains, plain_processes, strict=True)),
                     list(zip(consumers, consumer_processes, strict=True)),
                 )
     except KeyboardInterrupt:
@@ -163,14 +186,15 @@ def main(argv: list[str] | None = None) -> int:
     print()
     print(
         f"python -m bench --rows {args.rows} --repeats {args.repeats} "
-        f"--windows {','.join(map(str, args.windows))} --backends {','.join(args.backends)}"
+        f"--windows {','.join(map(str, args.windows))} --backends {','.join(args.backends)} "
+        f"--clients {','.join(args.clients)}"
     )
     for line in machine_lines(load_at_start):
         print(line)
     print()
-    print(table([plain, *consumers]))
+    print(table([*plains, *consumers]))
     print()
-    print(stage_table([plain, *consumers]))
+    print(stage_table([*plains, *consumers]))
     print()
     for line in verdict(consumers):
         print(line)
@@ -212,40 +236,46 @@ def _round(
     tmp: Path,
     base: ConsumerSettings,
     round_no: int,
-    plain_reader: tuple[Series, ReaderProcess],
+    plain_readers: list[tuple[Series, ReaderProcess]],
     consumer_readers: list[tuple[Series, ReaderProcess]],
 ) -> None:
-    """Read the topic once with the plain reader, then once with each consumer.
+    """Read the topic once with each plain reader, then once with each consumer.
 
-    Each reader's measurement goes to its series, with the plain reader's
-    measurement of this round as its baseline.
+    Each reader's measurement goes to its series, with the plain reader of its
+    client in this round as its baseline (and the plain kafka-python reader's).
     """
-    plain, plain_process = plain_reader
-    spec = PlainRead(
-        bootstrap_servers=base.bootstrap_servers,
-        topic=TOPIC,
-        group_id=f"bench-plain-{round_no}",
-        rows=args.rows,
-        max_poll_records=base.max_poll_records,
-        timeout=args.timeout,
-    )
-    baseline = plain_process.run(read_plain, spec)
-    plain.runs.append(baseline)
-    plain.baselines.append(baseline)
-    logger.info(
-        "round %d plain reader: %.0f rows/s, %.0f rows/CPU-s",
-        round_no,
-        baseline.rate,
-        baseline.cpu_rate,
-    )
+    baselines = {}
+    for plain, plain_process in plain_readers:
+        spec = PlainRead(
+            bootstrap_servers=base.bootstrap_servers,
+            topic=TOPIC,
+            group_id=f"bench-plain-{plain.client}-{round_no}",
+            rows=args.rows,
+            max_poll_records=base.max_poll_records,
+            timeout=args.timeout,
+        )
+        baseline = baselines[plain.client] = plain_process.run(CLIENTS[plain.client], spec)
+        logger.info(
+            "round %d plain reader %s: %.0f rows/s, %.0f rows/CPU-s",
+            round_no,
+            plain.client,
+            baseline.rate,
+            baseline.cpu_rate,
+        )
+    for plain, _ in plain_readers:
+        plain.runs.append(baselines[plain.client])
+        plain.baselines.append(baselines[plain.client])
+        plain.kafka_python_baselines.append(baselines["kafka-python"])
     for s, process in consumer_readers:
-        name = f"{s.window}-{s.backend}{'' if s.archive else '-noarchive'}"
+        name = _name(s)
+        baseline = baselines[s.client]
         settings = ConsumerSettings(
             **{
                 **base.model_dump(),
                 "group_id": f"bench-consumer-{name}-{round_no}",
                 "window_size": s.window,
                 "ks_backend": s.backend,
+                "client": s.client,
             }
         )
         measured = process.run(
@@ -260,16 +290,24 @@ def _round(
         )
         s.runs.append(measured)
         s.baselines.append(baseline)
+        s.kafka_python_baselines.append(baselines["kafka-python"])
         logger.info(
-            "round %d %s window=%d backend=%s: %.0f rows/s (%.2f x plain reader; %.2f in CPU time)",
+            "round %d %s client=%s window=%d backend=%s: %.0f rows/s (%.2f x plain reader; "
+            "%.2f in CPU time)",
             round_no,
             s.label,
+            s.client,
             settings.window_size,
             settings.ks_backend,
             measured.rate,
             measured.rate / baseline.rate,
             measured.cpu_rate / baseline.cpu_rate,
         )
+
+
+def _name(s: Series) -> str:
+    """A consumer series' name in process, group and file names."""
+    return f"{s.client}-{s.window}-{s.backend}{'' if s.archive else '-noarchive'}"
 
 
 if __name__ == "__main__":

@@ -1,7 +1,9 @@
-"""The ceiling: kafka-python reading the topic and ``json.loads``-decoding every value.
+"""The ceiling: a client reading the topic and ``json.loads``-decoding every value.
 
-This module imports only the Kafka client and the broker settings, so the
-process it runs in holds what a plain reader needs and no more.
+kafka-python's reader (:func:`read_plain`) and confluent-kafka's
+(:func:`read_plain_confluent`, batch ``consume``). This module imports only the
+Kafka clients and the broker settings, so the process it runs in holds what a
+plain reader needs and no more.
 """
 
 from __future__ import annotations
@@ -92,5 +94,61 @@ def read_plain(spec: PlainRead) -> Measurement:
         rows=seen,
         seconds=finished - clock.assigned_at,
         cpu_seconds=finished_cpu - clock.assigned_cpu,
+        stage_seconds={"poll": polling, "decode": decoding},
+    )
+
+
+def read_plain_confluent(spec: PlainRead) -> Measurement:
+    """As :func:`read_plain`, on confluent-kafka: batch ``consume`` of ``max_poll_records``.
+
+    The consumer is the one ``--client confluent`` runs (:class:`broker.confluent.RowsConsumer`,
+    its settings), read without the kafka-python-shaped records: ``consume`` and
+    ``Message.value()``, the fastest the client gives.
+
+    Raises
+    ------
+    BenchTimeoutError
+        When fewer than ``spec.rows`` rows arrive within ``spec.timeout`` seconds.
+    """
+    from broker.confluent import RowsConsumer
+
+    settings = KafkaSettings(bootstrap_servers=spec.bootstrap_servers, rows_topic=spec.topic)
+    reader = RowsConsumer(settings, spec.group_id, client_id="bench-plain-confluent")
+    consumer = reader._consumer
+    assigned: list[tuple[float, float]] = []
+
+    def on_assign(consumer: object, partitions: list[object]) -> None:
+        if partitions and not assigned:
+            assigned.append((time.perf_counter(), time.process_time()))
+
+    deadline = time.monotonic() + spec.timeout
+    loads = json.loads
+    seen = 0
+    polling = decoding = 0.0
+    try:
+        consumer.subscribe([spec.topic], on_assign=on_assign)
+        while seen < spec.rows:
+            if time.monotonic() > deadline:
+                raise BenchTimeoutError(
+                    f"the plain confluent reader read {seen} of {spec.rows} rows in "
+                    f"{spec.timeout} s"
+                )
+            started = time.perf_counter()
+            messages = consumer.consume(num_messages=spec.max_poll_records, timeout=0.5)
+            polled = time.perf_counter()
+            for message in messages:
+                if message.error() is None:
+                    loads(message.value())  # type: ignore[arg-type]
+                    seen += 1
+            decoding += time.perf_counter() - polled
+            polling += polled - started
+        finished, finished_cpu = time.perf_counter(), time.process_time()
+    finally:
+        reader.close()
+    assert assigned, "rows arrived, so partitions were assigned"
+    return Measurement(
+        rows=seen,
+        seconds=finished - assigned[0][0],
+        cpu_seconds=finished_cpu - assigned[0][1],
         stage_seconds={"poll": polling, "decode": decoding},
     )

@@ -22,6 +22,13 @@ plain reader's rate, at every window size measured (issue 10)."""
 TARGET_CPU_RATIO = 0.60
 """... and at least this fraction of the plain reader's rows per CPU-second."""
 
+TARGET_CONFLUENT_OVER_KAFKA_PYTHON = 3.0
+"""On ``--client confluent`` the consumer should read at least this multiple of the
+plain kafka-python reader's rate (issue 10) ..."""
+
+TARGET_CONFLUENT_RATIO = 0.5
+"""... and at least this fraction of the plain confluent-kafka reader's."""
+
 DEFAULT_BACKEND = ConsumerSettings.model_fields["ks_backend"].default
 """The consumer's default KS backend (read from its settings, which import no SciPy)."""
 
@@ -89,7 +96,8 @@ def machine_lines(load_at_start: str) -> list[str]:
         f"machine: {os.cpu_count()} CPUs ({cpu_model()}); load average (1, 5, 15 min) "
         f"{load_at_start} at the start, {load_average()} at the end",
         f"python {platform.python_version()}, kafka-python "
-        f"{importlib.metadata.version('kafka-python')}, scikit-learn "
+        f"{importlib.metadata.version('kafka-python')}, confluent-kafka "
+        f"{importlib.metadata.version('confluent-kafka')}, scikit-learn "
         f"{importlib.metadata.version('scikit-learn')}",
         crc32c_status(),
     ]
@@ -103,6 +111,8 @@ class Series:
     ----------
     label : str
         ``plain reader`` or ``consumer``.
+    client : str
+        The Kafka client: ``kafka-python`` or ``confluent``.
     window : int or None
         Window size; None for the plain reader.
     backend : str or None
@@ -112,15 +122,19 @@ class Series:
     runs : list of Measurement
         One per round.
     baselines : list of Measurement
-        The plain reader's measurement of the same round, one per run.
+        The same client's plain reader's measurement of the same round, one per run.
+    kafka_python_baselines : list of Measurement
+        The plain kafka-python reader's measurement of the same round, one per run.
     """
 
     label: str
+    client: str = "kafka-python"
     window: int | None = None
     backend: str | None = None
     archive: bool = True
     runs: list[Measurement] = field(default_factory=list)
     baselines: list[Measurement] = field(default_factory=list)
+    kafka_python_baselines: list[Measurement] = field(default_factory=list)
 
     @property
     def median_rate(self) -> float:
@@ -132,6 +146,13 @@ class Series:
         """Median over the rounds of this run's rate over the plain reader's in that round."""
         return statistics.median(
             m.rate / b.rate for m, b in zip(self.runs, self.baselines, strict=True)
+        )
+
+    @property
+    def median_ratio_to_kafka_python(self) -> float:
+        """As :attr:`median_ratio`, against the plain kafka-python reader of each round."""
+        return statistics.median(
+            m.rate / b.rate for m, b in zip(self.runs, self.kafka_python_baselines, strict=True)
         )
 
     @property
@@ -151,15 +172,15 @@ def table(series: list[Series]) -> str:
     """A Markdown table of the median rates, ratios and detection times.
 
     Rates and ratios are medians over the rounds; a ratio compares a run with the
-    plain reader's run of the same round. Detection times pool every window of
-    every round.
+    plain reader of the same client (and, in its own column, the plain kafka-python
+    reader) in the same round. Detection times pool every window of every round.
     """
     header = (
-        "| reader | window | KS backend | rows/s | x plain reader "
-        "| x plain reader, CPU time | detect ms/window mean | detect ms/window p95 "
-        "| detect share of time | runs |"
+        "| reader | client | window | KS backend | rows/s | x plain reader "
+        "| x plain reader, CPU time | x plain kafka-python reader "
+        "| detect ms/window mean | detect ms/window p95 | detect share of time | runs |"
     )
-    lines = [header, "|" + "---|" * 10]
+    lines = [header, "|" + "---|" * 12]
     for s in series:
         detect = s.detect_seconds
         if detect:
@@ -169,9 +190,9 @@ def table(series: list[Series]) -> str:
         else:
             mean = p95 = share = "-"
         lines.append(
-            f"| {s.label} | {s.window or '-'} | {s.backend or '-'} | {s.median_rate:,.0f} "
-            f"| {s.median_ratio:.2f} | {s.median_cpu_ratio:.2f} | {mean} | {p95} | {share} "
-            f"| {len(s.runs)} |"
+            f"| {s.label} | {s.client} | {s.window or '-'} | {s.backend or '-'} "
+            f"| {s.median_rate:,.0f} | {s.median_ratio:.2f} | {s.median_cpu_ratio:.2f} "
+            f"| {s.median_ratio_to_kafka_python:.2f} | {mean} | {p95} | {share} | {len(s.runs)} |"
         )
     return "\n".join(lines)
 
@@ -189,11 +210,11 @@ def stage_table(series: list[Series]) -> str:
     # plain reader's only its own two.
     stages = max((list(m.stage_seconds) for s in series for m in s.runs), key=len, default=[])
     header = (
-        "| reader | window | KS backend | "
+        "| reader | client | window | KS backend | "
         + " | ".join(stages)
         + " | loop thread | archive thread | wall | CPU |"
     )
-    lines = [header, "|" + "---|" * (len(stages) + 7)]
+    lines = [header, "|" + "---|" * (len(stages) + 8)]
     for s in series:
         runs = [m for m in s.runs if m.stage_seconds]
         if not runs:
@@ -210,7 +231,7 @@ def stage_table(series: list[Series]) -> str:
         wall = statistics.median(m.seconds / m.rows * 1e6 for m in runs)
         cpu = statistics.median(m.cpu_seconds / m.rows * 1e6 for m in runs)
         lines.append(
-            f"| {s.label} | {s.window or '-'} | {s.backend or '-'} | "
+            f"| {s.label} | {s.client} | {s.window or '-'} | {s.backend or '-'} | "
             + " | ".join(median_us((x,)) for x in stages)
             + f" | {median_us(loop)} | {median_us(ARCHIVE_THREAD)} | {wall:.2f} | {cpu:.2f} |"
         )
@@ -224,6 +245,16 @@ def verdict(series: list[Series]) -> list[str]:
         if s.backend != DEFAULT_BACKEND or not s.archive:
             continue
         ratio, cpu = s.median_ratio, s.median_cpu_ratio
+        if s.client == "confluent":
+            over = s.median_ratio_to_kafka_python
+            met = over >= TARGET_CONFLUENT_OVER_KAFKA_PYTHON and ratio >= TARGET_CONFLUENT_RATIO
+            lines.append(
+                f"target: consumer window {s.window} {s.backend} on confluent: {over:.2f} x "
+                f"plain kafka-python reader, {ratio:.2f} x plain confluent reader "
+                f"{'meets' if met else 'misses'} the {TARGET_CONFLUENT_OVER_KAFKA_PYTHON:.1f} "
+                f"and {TARGET_CONFLUENT_RATIO:.2f} targets"
+            )
+            continue
         mark = "meets" if ratio >= TARGET_RATIO and cpu >= TARGET_CPU_RATIO else "misses"
         lines.append(
             f"target: consumer window {s.window} {s.backend}: {ratio:.2f} x plain reader "
