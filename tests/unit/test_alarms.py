@@ -202,9 +202,10 @@ def test_windows_closed_early_on_time_keep_the_ks_budget() -> None:
     rule's real rate at 10 rows is about 0.35 of the budget (70 here; five seeds
     tried: 58-81), so a correct level fails with probability far below 1e-4; judging
     these windows at a full window's level (50 rows' share of the budget, not 10
-    rows') raises about 1.9 times the budget (360-405 on those seeds): it fails. Lower bound: a Poisson
-    of a tenth of that mean, so that a level of zero fails too. The references'
-    sampling error makes counts overdispersed; 40 references keep that small.
+    rows') raises about 1.9 times the budget (360-405 on those seeds): it fails.
+    Lower bound: a Poisson of a tenth of that mean, so that a level of zero fails
+    too. The references' sampling error makes counts overdispersed; 40 references
+    keep that small.
     """
     from consumer.detection import make_detector
 
