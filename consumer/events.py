@@ -25,7 +25,11 @@ if TYPE_CHECKING:
 
 SCHEMA_VERSION: Literal[1] = 1
 SCHEMA_MINOR = 1
-"""Additions to version 1 that old readers may ignore: 1 adds ``alarm`` and ``episode``."""
+"""Additions to version 1 that old readers may ignore: 1 adds ``alarm`` and ``episode``.
+
+``window.closed_by`` is written only by consumers whose windows close on time
+(absent otherwise), so it needs no new minor: events of consumers without time
+windows keep their exact form."""
 
 
 class WindowRef(BaseModel):

@@ -394,13 +394,13 @@ class DriftMonitor:
                 else Resume.decode(committed.offset, committed.metadata)
             )
             self._check_shared_archive(tp, resume)
-            time = self.settings.window_time
+            timed = self.settings.window_time
             part = self._partitions[tp] = PartitionStreams(
                 resume,
                 self.settings.window_size,
                 self.settings.step,
-                seconds=None if time is None else time[0],
-                min_rows=1 if time is None else time[1],
+                seconds=None if timed is None else timed[0],
+                min_rows=1 if timed is None else timed[1],
                 on_merge=partial(_log_merge, tp),
             )
             if resume.streams:
