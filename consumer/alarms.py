@@ -7,7 +7,8 @@ rows pass on average per false alarm.
 ``ks``
     A window raises the alarm when a feature's KS p-value is below the level the
     budget implies: ``step / false_alarm_rows`` over the features (Bonferroni) and
-    over `KS_SAFETY`, one test per ``step`` rows. The p-value is taken with the
+    over `KS_SAFETY`, one test per ``step`` rows (a window closed early on time
+    advanced fewer rows, and gets their share). The p-value is taken with the
     reference counted twice (see :func:`robust_ks_p_values`), so that a finite
     reference whose sampling error differs from the production population's does
     not eat the budget.
@@ -310,7 +311,12 @@ class Firing:
 
 class KSAlarm:
     """The ``ks`` rule: a window alarms when a feature's robust KS p-value is below
-    ``step / false_alarm_rows / n_features / KS_SAFETY``.
+    ``rows / false_alarm_rows / n_features / KS_SAFETY``, where ``rows`` is the rows
+    the window advanced the stream by: ``step``, or fewer for a window closed on time.
+
+    One test per ``rows`` new rows at that level spends, per row, the same share of
+    the budget whatever the windows' sizes: a window closed early on time (tumbling,
+    so it advanced all its rows) gets a level that much lower.
 
     Parameters
     ----------
@@ -332,6 +338,11 @@ class KSAlarm:
     (2,)
     >>> alarm.judge(np.array([0.1, 0.2, 0.2, 0.1]), 50, last_offset=99) is None
     True
+
+    A window of 20 rows (closed on time) is judged at 20/50 of the level:
+
+    >>> alarm.level_for(20)
+    2.5e-05
     """
 
     def __init__(
@@ -349,14 +360,28 @@ class KSAlarm:
             )
         self.n_reference = n_reference
         self.n_features = n_features
-        self.level = step / false_alarm_rows / n_features / KS_SAFETY
+        self.step = step
+        self.false_alarm_rows = false_alarm_rows
+        self.level = self.level_for(step)
+        """The level of a window that advanced ``step`` rows (every full window)."""
+
+    def level_for(self, n_window: int) -> float:
+        """The level of a window of ``n_window`` rows.
+
+        It advanced the stream by ``min(step, n_window)`` rows: ``step`` for a full
+        window (sliding ones share the rest with the window before), all its rows for
+        a window closed early on time (time windows are tumbling).
+        """
+        advanced = min(self.step, n_window)
+        return advanced / self.false_alarm_rows / self.n_features / KS_SAFETY
 
     def judge(
         self, distances: npt.NDArray[np.floating], n_window: int, last_offset: int
     ) -> Firing | None:
-        """The alarm for a window with these KS distances, or None."""
+        """The alarm for a window of ``n_window`` rows with these KS distances, or None."""
         p = robust_ks_p_values(distances, self.n_reference, n_window)
-        below = np.flatnonzero(p < self.level)
+        level = self.level if n_window >= self.step else self.level_for(n_window)
+        below = np.flatnonzero(p < level)
         if below.size == 0:
             return None
         return Firing(
@@ -365,7 +390,7 @@ class KSAlarm:
             kind="ks",
             window=n_window,
             statistic=float(-np.log10(max(float(p.min()), 1e-300))),
-            threshold=float(-np.log10(self.level)),
+            threshold=float(-np.log10(level)),
         )
 
 

@@ -50,6 +50,9 @@ class Resume:
         lies past ``offset`` (a stream not named resumes at ``offset``).
     window : tuple of (int, int)
         Window size and step of the consumer that committed.
+    time : tuple of (float, int), optional
+        Its time windows' seconds and minimum rows; None when its windows close on
+        rows only (and in commits from before time windows).
 
     Examples
     --------
@@ -62,12 +65,18 @@ class Resume:
     True
     >>> Resume.decode(100, resume.encode()) == resume
     True
+    >>> timed = Resume(offset=100, read=180, window=(50, 50), time=(60.0, 10))
+    >>> timed.encode()
+    '{"v":1,"read":180,"window":[50,50],"time":[60.0,10]}'
+    >>> Resume.decode(100, timed.encode()) == timed
+    True
     """
 
     offset: int
     read: int
     streams: dict[str, int] = field(default_factory=dict)
     window: tuple[int, int] | None = None
+    time: tuple[float, int] | None = None
 
     def handled(self, offset: int, stream: str | None) -> bool:
         """Whether the row at ``offset`` was dealt with before the commit.
@@ -90,6 +99,8 @@ class Resume:
             document["streams"] = self.streams
         if self.window is not None:
             document["window"] = list(self.window)
+        if self.time is not None:
+            document["time"] = list(self.time)
         return json.dumps(document, separators=(",", ":"), ensure_ascii=False)
 
     @classmethod
@@ -121,11 +132,13 @@ class Resume:
         try:
             streams = {str(k): int(v) for k, v in document.get("streams", {}).items()}
             window = document.get("window")
+            time = document.get("time")
             return cls(
                 offset=offset,
                 read=max(int(document["read"]), offset),
                 streams=streams,
                 window=None if window is None else (int(window[0]), int(window[1])),
+                time=None if time is None else (float(time[0]), int(time[1])),
             )
         except (KeyError, TypeError, ValueError, IndexError, AttributeError) as err:
             raise CheckpointError(
@@ -143,6 +156,7 @@ def resume_point(
     open_windows: dict[str, int],
     finished: dict[str, int],
     window: tuple[int, int],
+    time: tuple[float, int] | None = None,
 ) -> Resume:
     """The commit for a partition: its position, and what lies past it.
 
@@ -157,6 +171,8 @@ def resume_point(
         from the previous commit for a stream not seen since).
     window : tuple of (int, int)
         This consumer's window size and step.
+    time : tuple of (float, int), optional
+        This consumer's time windows (seconds, minimum rows), if its windows close on time.
 
     Examples
     --------
@@ -164,7 +180,7 @@ def resume_point(
     long before:
 
     >>> resume_point(180, {"a": 100}, {"a": 100, "b": 150, "c": 20}, (50, 50))
-    Resume(offset=100, read=180, streams={'b': 150}, window=(50, 50))
+    Resume(offset=100, read=180, streams={'b': 150}, window=(50, 50), time=None)
     """
     position = min([read, *open_windows.values()])
     streams = {}
@@ -172,7 +188,7 @@ def resume_point(
         needed = open_windows.get(stream, finished.get(stream, position))
         if needed > position:
             streams[stream] = needed
-    return Resume(offset=position, read=read, streams=streams, window=window)
+    return Resume(offset=position, read=read, streams=streams, window=window, time=time)
 
 
 @dataclass(frozen=True)

@@ -6,7 +6,14 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Literal
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
+from pydantic import (
+    AwareDatetime,
+    BaseModel,
+    ConfigDict,
+    Field,
+    SerializerFunctionWrapHandler,
+    model_serializer,
+)
 
 if TYPE_CHECKING:
     # For annotations only: readers of the contract (the retraining DAG) do not
@@ -18,7 +25,11 @@ if TYPE_CHECKING:
 
 SCHEMA_VERSION: Literal[1] = 1
 SCHEMA_MINOR = 1
-"""Additions to version 1 that old readers may ignore: 1 adds ``alarm`` and ``episode``."""
+"""Additions to version 1 that old readers may ignore: 1 adds ``alarm`` and ``episode``.
+
+``window.closed_by`` is written only by consumers whose windows close on time
+(absent otherwise), so it needs no new minor: events of consumers without time
+windows keep their exact form."""
 
 
 class WindowRef(BaseModel):
@@ -40,6 +51,20 @@ class WindowRef(BaseModel):
     """Event time of the first row."""
     last_event_time: AwareDatetime
     """Event time of the last row."""
+    closed_by: Literal["rows", "time"] | None = None
+    """Why the window closed, when the consumer closes windows on time too
+    (``--window-seconds``): ``rows`` (it was full) or ``time`` (its span of event
+    time was over). Absent (None) when windows close on rows only: every window is
+    full."""
+
+    @model_serializer(mode="wrap")
+    def _closed_by_when_known(self, handler: SerializerFunctionWrapHandler) -> dict[str, object]:
+        # Left out, not null, when windows close on rows only: such events keep the
+        # exact form they had before time windows.
+        data: dict[str, object] = handler(self)
+        if self.closed_by is None:
+            data.pop("closed_by", None)
+        return data
 
     @property
     def window_id(self) -> str:
@@ -233,6 +258,7 @@ class DriftEvent(BaseModel):
                 size=len(window.items),
                 first_event_time=first.event_time,
                 last_event_time=last.event_time,
+                closed_by=window.closed_by,
             ),
             detector=DetectorInfo(
                 backend=backend, p_val=p_val, correction=correction, threshold=result.threshold

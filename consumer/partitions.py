@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from datetime import datetime
 from typing import Generic, TypeVar
 
 from consumer.checkpoint import CheckpointError, Resume, resume_point
-from consumer.windowing import CountWindower, Window
+from consumer.windowing import CountWindower, Merge, Window
 
 T = TypeVar("T")
 
@@ -24,12 +26,21 @@ class PartitionStreams(Generic[T]):
         The partition's committed position and metadata.
     size, step : int
         Window size and step.
+    seconds : float, optional
+        Also close a (tumbling) window after this many seconds of event time; see
+        `CountWindower`.
+    min_rows : int, default 1
+        With ``seconds``: a window closing on time with fewer rows merges into the next.
+    on_merge : callable, optional
+        Called with the stream and the :class:`~consumer.windowing.Merge` when a window
+        is merged.
 
     Raises
     ------
     CheckpointError
-        If the commit was made by a consumer cutting other windows (another size or
-        step): the group's consumers must agree, or windows would overlap.
+        If the commit was made by a consumer cutting other windows (another size,
+        step, time span or minimum): the group's consumers must agree, or windows
+        would overlap.
 
     Examples
     --------
@@ -52,16 +63,29 @@ class PartitionStreams(Generic[T]):
     [True, False]
     """
 
-    def __init__(self, resume: Resume, size: int, step: int) -> None:
-        if resume.window is not None and resume.window != (size, step):
+    def __init__(
+        self,
+        resume: Resume,
+        size: int,
+        step: int,
+        *,
+        seconds: float | None = None,
+        min_rows: int = 1,
+        on_merge: Callable[[str, Merge], None] | None = None,
+    ) -> None:
+        time = None if seconds is None else (float(seconds), min_rows)
+        if resume.window is not None and (resume.window, resume.time) != ((size, step), time):
             raise CheckpointError(
                 f"the partition was committed by a consumer with window size/step "
-                f"{resume.window[0]}/{resume.window[1]}, this one uses {size}/{step}: "
-                "every consumer of a group must cut the same windows"
+                f"{_windows(resume.window, resume.time)}, this one uses "
+                f"{_windows((size, step), time)}: every consumer of a group must cut the "
+                "same windows"
             )
         self.resume = resume
         self.size = size
         self.step = step
+        self.time = time
+        self._on_merge = on_merge
         self._windowers: dict[str, CountWindower[T]] = {}
         self._finished: dict[str, int] = dict(resume.streams)
         self._read = resume.offset
@@ -77,12 +101,17 @@ class PartitionStreams(Generic[T]):
         """Whether the row at ``offset`` is new (not dealt with before the commit)."""
         return not self.resume.handled(offset, stream)
 
-    def add(self, offset: int, stream: str, row: T) -> Window[T] | None:
-        """Add a valid row to its stream's windower; the window it completes, if any."""
+    def add(
+        self, offset: int, stream: str, row: T, event_time: datetime | None = None
+    ) -> Window[T] | None:
+        """Add a valid row to its stream's windower; the window it completes, if any.
+
+        ``event_time`` is the row's, needed when windows close on time.
+        """
         windower = self._windowers.get(stream)
         if windower is None:
-            windower = self._windowers[stream] = CountWindower(self.size, self.step)
-        window = windower.add(offset, row)
+            windower = self._windowers[stream] = self._windower(stream)
+        window = windower.add(offset, row, event_time)
         if window is not None:
             self._finished[stream] = window.last_offset + 1
         return window
@@ -98,7 +127,33 @@ class PartitionStreams(Generic[T]):
             for stream, windower in self._windowers.items()
             if (offset := windower.pending_offset) is not None
         }
-        resume = resume_point(self._read, open_windows, self._finished, (self.size, self.step))
+        resume = resume_point(
+            self._read, open_windows, self._finished, (self.size, self.step), self.time
+        )
         # Streams at or below the position need no entry any more.
         self._finished = {s: o for s, o in self._finished.items() if o > resume.offset}
         return resume
+
+    def _windower(self, stream: str) -> CountWindower[T]:
+        if self.time is None:
+            return CountWindower(self.size, self.step)
+        on_merge = self._on_merge
+        return CountWindower(
+            self.size,
+            self.step,
+            seconds=self.time[0],
+            min_rows=self.time[1],
+            on_merge=None if on_merge is None else lambda merge: on_merge(stream, merge),
+        )
+
+
+def _windows(window: tuple[int, int], time: tuple[float, int] | None) -> str:
+    """How a consumer cuts windows, for an error message.
+
+    >>> _windows((50, 50), None), _windows((50, 50), (60.0, 10))
+    ('50/50', '50/50 closing after 60 s of event time (at least 10 rows)')
+    """
+    cut = f"{window[0]}/{window[1]}"
+    if time is None:
+        return cut
+    return f"{cut} closing after {time[0]:g} s of event time (at least {time[1]} rows)"

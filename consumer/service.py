@@ -59,7 +59,7 @@ from consumer.metrics import ConsumerMetrics
 from consumer.model_updates import ModelUpdateFollower
 from consumer.partitions import PartitionStreams
 from consumer.settings import ConsumerSettings
-from consumer.windowing import Window
+from consumer.windowing import Merge, Window
 from models.registry import Registry, RegistryError
 from producer.messages import RowMessage
 
@@ -242,13 +242,14 @@ class DriftMonitor:
         """
         self.consumer.subscribe([self.settings.rows_topic], listener=_Rebalance(self))
         logger.info(
-            "consuming topic=%s group=%s instance=%s window=%d step=%d backend=%s alarm=%s "
+            "consuming topic=%s group=%s instance=%s window=%d step=%d%s backend=%s alarm=%s "
             "false_alarm_rows=%d model=%s",
             self.settings.rows_topic,
             self.settings.group_id,
             self.settings.member_id,
             self.settings.window_size,
             self.settings.step,
+            _time_windows(self.settings.window_time),
             self.settings.ks_backend,
             self.settings.alarm,
             self.settings.false_alarm_rows,
@@ -361,7 +362,10 @@ class DriftMonitor:
                     )
                     continue
                 window = part.add(
-                    record.offset, message.stream, Row(message, record.key, record.value)
+                    record.offset,
+                    message.stream,
+                    Row(message, record.key, record.value),
+                    message.event_time,
                 )
                 if window is not None:
                     poll.completed.append((tp, message.stream, window))
@@ -390,8 +394,14 @@ class DriftMonitor:
                 else Resume.decode(committed.offset, committed.metadata)
             )
             self._check_shared_archive(tp, resume)
+            timed = self.settings.window_time
             part = self._partitions[tp] = PartitionStreams(
-                resume, self.settings.window_size, self.settings.step
+                resume,
+                self.settings.window_size,
+                self.settings.step,
+                seconds=None if timed is None else timed[0],
+                min_rows=1 if timed is None else timed[1],
+                on_merge=partial(_log_merge, tp),
             )
             if resume.streams:
                 logger.info(
@@ -796,6 +806,7 @@ class DriftMonitor:
             item.window.last_offset,
             item.window.offsets,
             tuple(row.message for row in item.window.items),
+            item.window.closed_by,
         )
         names = champion.metadata.feature_names
         path = self.archive.path_for(
@@ -892,13 +903,14 @@ class DriftMonitor:
         window = item.window
         alarm = verdict.alarm
         logger.info(
-            "window=%s stream=%s offsets=%d-%d size=%d min_p=%.3g min_p_feature=%s drift=%s "
+            "window=%s stream=%s offsets=%d-%d size=%d%s min_p=%.3g min_p_feature=%s drift=%s "
             "alarm=%s%s model=%s%s",
             window_id,
             item.stream,
             window.first_offset,
             window.last_offset,
             len(window.items),
+            "" if window.closed_by is None else f" closed_by={window.closed_by}",
             float(result.p_values[lowest]),
             self.champion.metadata.feature_names[lowest],
             "yes" if result.is_drift else "no",
@@ -940,6 +952,30 @@ class DriftMonitor:
         for key in [key for key in self._lanes if key[0] in gone]:
             del self._lanes[key]
         self._count_open_episodes()
+
+
+def _time_windows(time: tuple[float, int] | None) -> str:
+    """The start-up line's part about time windows (nothing when they are off).
+
+    >>> _time_windows(None), _time_windows((60.0, 10))
+    ('', ' window_seconds=60 window_min_rows=10')
+    """
+    return "" if time is None else f" window_seconds={time[0]:g} window_min_rows={time[1]}"
+
+
+def _log_merge(tp: TopicPartition, stream: str, merge: Merge) -> None:
+    """The line saying a window closed on time too small to judge, and stays open."""
+    logger.info(
+        "window merged window=%s/%d/%d stream=%s rows=%d < min %d (closed by time after "
+        "%g s of event time): it stays open and takes the next rows",
+        tp.topic,
+        tp.partition,
+        merge.first_offset,
+        stream,
+        merge.rows,
+        merge.min_rows,
+        merge.seconds,
+    )
 
 
 def _abort(producer: KafkaProducer) -> None:

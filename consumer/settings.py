@@ -18,6 +18,15 @@ class ConsumerSettings(KafkaSettings, RegistrySettings):
     """Rows per window."""
     window_step: int | None = Field(default=None, ge=1)
     """Rows between window starts; the window size (tumbling) by default."""
+    window_seconds: float | None = Field(default=None, gt=0, allow_inf_nan=False)
+    """Also close a window after this many seconds of event time (the rows' own
+    times), whichever comes first: a slow stream is still judged. The row at or past
+    the window's first event time plus this closes it and begins the next one, so a
+    stream that stops has its last window judged when its next row comes. Tumbling
+    windows only; off when unset."""
+    window_min_rows: int = Field(default=10, ge=1)
+    """With window_seconds: a window closing on time with fewer rows is merged into
+    the next one (logged), so no window is judged on a handful of rows."""
     false_alarm_rows: int = Field(default=1_000_000, ge=1000)
     """The false-alarm budget: clean rows a stream passes, on average, per false drift
     alarm (at least 1,000). The main knob: a larger budget alarms less often on noise
@@ -82,6 +91,18 @@ class ConsumerSettings(KafkaSettings, RegistrySettings):
                 f"window_step ({self.window_step}) must not exceed window_size "
                 f"({self.window_size}): rows between windows would never be judged"
             )
+        if self.window_seconds is not None:
+            if self.step != self.window_size:
+                raise ValueError(
+                    f"window_seconds closes tumbling windows only: window_step "
+                    f"({self.window_step}) must be unset or equal window_size "
+                    f"({self.window_size})"
+                )
+            if self.window_min_rows > self.window_size:
+                raise ValueError(
+                    f"window_min_rows ({self.window_min_rows}) must not exceed window_size "
+                    f"({self.window_size}): no window could close on time"
+                )
         if self.false_alarm_rows <= self.step:
             raise ValueError(
                 f"false_alarm_rows ({self.false_alarm_rows}) must exceed the window step "
@@ -105,3 +126,10 @@ class ConsumerSettings(KafkaSettings, RegistrySettings):
     @property
     def step(self) -> int:
         return self.window_step or self.window_size
+
+    @property
+    def window_time(self) -> tuple[float, int] | None:
+        """(seconds, minimum rows) of time windows; None when windows close on rows only."""
+        if self.window_seconds is None:
+            return None
+        return (self.window_seconds, self.window_min_rows)

@@ -20,7 +20,7 @@ from broker.logs import LogSettings, configure_logging
 from data.dataset import Dataset, DatasetError, load_dataset
 from producer.messages import RowMessage
 from producer.metrics import ProducerMetrics
-from producer.replay import DriftPlan, Pacer, replay
+from producer.replay import DriftPlan, Pacer, replay, replayed_time
 from producer.settings import ProducerSettings
 
 logger = logging.getLogger("producer")
@@ -149,7 +149,11 @@ def main(argv: list[str] | None = None) -> int:
             message = RowMessage(
                 stream=settings.stream_name,
                 seq=row.seq,
-                event_time=datetime.now(UTC),
+                event_time=(
+                    datetime.now(UTC)
+                    if settings.event_start is None
+                    else replayed_time(settings.event_start, settings.event_interval, row.seq)
+                ),
                 features=row.features,
                 label=row.label,
             )

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
+from datetime import datetime, timedelta
 
 import numpy as np
 
@@ -133,6 +134,16 @@ def replay(
             key = None if keys is None else keys[index]
             yield Row(seq, dict(zip(names, values.tolist(), strict=True)), label, key)
             seq += 1
+
+
+def replayed_time(start: datetime, interval: float, seq: int) -> datetime:
+    """The event time of the row at replay position ``seq``: ``interval`` seconds apart.
+
+    >>> from datetime import UTC
+    >>> replayed_time(datetime(2025, 1, 1, tzinfo=UTC), 90.0, 3).isoformat()
+    '2025-01-01T00:04:30+00:00'
+    """
+    return start + timedelta(seconds=seq * interval)
 
 
 class Pacer:

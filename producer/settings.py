@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from pydantic import Field, field_validator
+from pydantic import AwareDatetime, Field, field_validator
 
 from broker.settings import KafkaSettings
 
@@ -41,6 +41,12 @@ class ProducerSettings(KafkaSettings):
     """Seed for the order and the noise; a run with a seed repeats exactly."""
     shuffle: bool = True
     """Shuffle rows each pass (a CSV sorted by class would otherwise look drifted)."""
+    event_start: AwareDatetime | None = None
+    """Give the rows event times from this time on (ISO 8601 with a zone, e.g.
+    2025-01-01T00:00:00Z), event_interval apart, instead of the time each is sent:
+    old data replayed at any rate keeps its own clock. Unset: the time of sending."""
+    event_interval: float = Field(default=1.0, gt=0, allow_inf_nan=False)
+    """With event_start: seconds of event time between consecutive rows."""
     metrics_port: int | None = Field(default=None, ge=1, le=65535)
     """Serve Prometheus metrics on this port; off when unset."""
     metrics_host: str = "127.0.0.1"

@@ -193,6 +193,39 @@ def test_calibration_cache_round_trip(tmp_path: Path, monkeypatch: pytest.Monkey
         CalibrationCache(tmp_path).get(400, 5)
 
 
+def test_windows_closed_early_on_time_keep_the_ks_budget() -> None:
+    """Windows of 50 rows closed on time at 10 rows (the default minimum), judged by
+    the ``ks`` rule at a budget of 1,000 rows: 40 clean streams of 5,000 rows, each
+    against its own reference of 150 rows, may raise 200 alarms on average.
+
+    Upper bound: the 1 - 1e-4 quantile of a Poisson count of mean 200 (246). The
+    rule's real rate at 10 rows is about 0.35 of the budget (70 here; five seeds
+    tried: 58-81), so a correct level fails with probability far below 1e-4; judging
+    these windows at a full window's level (50 rows' share of the budget, not 10
+    rows') raises about 1.9 times the budget (360-405 on those seeds): it fails.
+    Lower bound: a Poisson of a tenth of that mean, so that a level of zero fails
+    too. The references' sampling error makes counts overdispersed; 40 references
+    keep that small.
+    """
+    from consumer.detection import make_detector
+
+    rng = np.random.default_rng(20261203)
+    budget, streams, per, rows = 1000, 40, 5000, 10
+    alarms = 0
+    for s in range(streams):
+        detector = make_detector(rng.normal(size=(150, 4)))
+        alarm = StreamAlarm("ks", 150, 4, 50, budget, lambda n, d: RankThresholds(5, 5))
+        windows = list(rng.normal(size=(per // rows, rows, 4)))
+        for i, result in enumerate(detector.predict_many(windows)):
+            assert not isinstance(result, Exception)
+            first = s * per + i * rows
+            fired = alarm.judge_window(result.distances, rows, first, first + rows - 1)
+            alarms += fired is not None
+    allowed = streams * per / budget
+    assert alarms <= poisson.ppf(1 - 1e-4, allowed), (alarms, allowed)
+    assert alarms >= poisson.ppf(1e-4, allowed / 10), (alarms, allowed)
+
+
 def test_thresholds_rise_with_the_budget_and_the_features(fitted: Calibration) -> None:
     low, high = fitted.thresholds(4, 10_000), fitted.thresholds(4, 1_000_000)
     assert low.location < high.location and low.other < high.other

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from concurrent.futures import Future
+from datetime import UTC, datetime, timedelta
 
 import pytest
 from hypothesis import given, settings
@@ -88,6 +89,88 @@ def test_resuming_from_any_commit_cuts_the_windows_of_an_uninterrupted_run(
     # Dead-lettered rows below the commit are not dead-lettered again.
     again = [o for o in dead if o < len(rows) and not resume.handled(o, None)]
     assert all(o >= cut for o in again)
+
+
+@settings(max_examples=300, derandomize=True, deadline=None)
+@given(
+    streams=st.lists(st.sampled_from("abc"), min_size=1, max_size=120),
+    gaps=st.lists(st.integers(-40, 100), min_size=120, max_size=120),
+    dead=st.sets(st.integers(0, 119)),
+    cut=st.integers(0, 120),
+    size=st.integers(2, 8),
+    seconds=st.sampled_from([30.0, 60.0, 150.0]),
+    min_share=st.floats(0, 1),
+)
+def test_time_windows_resumed_from_any_commit_are_those_of_an_uninterrupted_run(
+    streams: list[str],
+    gaps: list[int],
+    dead: set[int],
+    cut: int,
+    size: int,
+    seconds: float,
+    min_share: float,
+) -> None:
+    """As above, with windows that also close on time and merge below a minimum.
+
+    Event times are seconds apart by ``gaps`` (some going back), so windows close on
+    rows, on time, and merge; the run is stopped after any row and resumed.
+    """
+    min_rows = max(1, round(min_share * size))
+    start = datetime(2026, 1, 1, tzinfo=UTC)
+    times = [start + timedelta(seconds=sum(gaps[: i + 1])) for i in range(len(streams))]
+    rows = [(o, None if o in dead else s) for o, s in enumerate(streams)]
+
+    def part(resume: Resume, merges: list[tuple[str, int]]) -> PartitionStreams[int]:
+        return PartitionStreams(
+            resume,
+            size,
+            size,
+            seconds=seconds,
+            min_rows=min_rows,
+            on_merge=lambda stream, merge: merges.append((stream, merge.first_offset)),
+        )
+
+    def feed(part: PartitionStreams[int], rows: list[tuple[int, str | None]]) -> list[tuple]:
+        out = []
+        for offset, stream in rows:
+            if not part.admits(offset, stream) or stream is None:
+                continue
+            window = part.add(offset, stream, offset, times[offset])
+            if window is not None:
+                out.append((stream, window.offsets, window.closed_by))
+        if rows:
+            part.read_through(rows[-1][0])
+        return out
+
+    whole = feed(part(Resume(0, 0), []), rows)
+    first = part(Resume(0, 0), [])
+    before = feed(first, rows[:cut])
+    committed = first.commit()
+    resume = Resume.decode(committed.offset, committed.encode())
+    assert resume.time == (seconds, min_rows)
+    after = feed(part(resume, []), rows[resume.offset :])
+    assert before + after == whole
+    assert len(set(before + after)) == len(before + after)
+    # Every row of a stream is in exactly one window, but the open window's.
+    for stream in set(streams):
+        ours = [o for s, offsets, _ in whole if s == stream for o in offsets]
+        assert ours == sorted(ours) and len(set(ours)) == len(ours)
+    # Every window has from the minimum to the size of rows: the short ones merged.
+    assert all(min_rows <= len(offsets) <= size for _, offsets, _ in whole)
+
+
+def test_consumers_with_other_time_windows_cannot_resume_each_other() -> None:
+    timed = Resume(100, 120, window=(50, 50), time=(60.0, 10))
+    with pytest.raises(CheckpointError, match="50/50 closing after 60 s of event time"):
+        PartitionStreams(timed, size=50, step=50)
+    with pytest.raises(CheckpointError, match="this one uses 50/50 closing after 30 s"):
+        PartitionStreams(timed, size=50, step=50, seconds=30, min_rows=10)
+    with pytest.raises(CheckpointError, match=r"\(at least 5 rows\)"):
+        PartitionStreams(timed, size=50, step=50, seconds=60, min_rows=5)
+    PartitionStreams(timed, size=50, step=50, seconds=60, min_rows=10)  # the same: fine
+    untimed = Resume(100, 120, window=(50, 50))
+    with pytest.raises(CheckpointError, match="50/50, this one uses 50/50 closing after"):
+        PartitionStreams(untimed, size=50, step=50, seconds=60, min_rows=10)
 
 
 def done() -> Future[None]:

@@ -155,6 +155,22 @@ def test_a_flag_beats_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
             "must be host:port[,host:port...], got 'nohost'",
         ),
         (
+            ["--window-seconds", "0"],
+            {},
+            "--window-seconds (env DRIFTLOOP_WINDOW_SECONDS): Input should be greater than 0",
+        ),
+        (
+            ["--window-seconds", "60", "--window-step", "25"],
+            {},
+            "window_seconds closes tumbling windows only: window_step (25) must be unset or "
+            "equal window_size (50)",
+        ),
+        (
+            ["--window-min-rows", "60"],
+            {"DRIFTLOOP_WINDOW_SECONDS": "60"},
+            "window_min_rows (60) must not exceed window_size (50): no window could close on time",
+        ),
+        (
             ["--model-name", "a/b"],
             {},
             "--model-name (env DRIFTLOOP_MODEL_NAME): must be letters, digits, '.', '_' or '-' "
@@ -175,6 +191,18 @@ def test_a_bad_value_names_the_flag_and_the_environment_variable(
         consumer_args(argv)
     assert exited.value.code == 2
     assert capsys.readouterr().err == f"error: {line}\n"
+
+
+def test_time_windows_are_off_by_default_and_set_by_flag_or_environment(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    default = consumer_args([])[0]
+    assert (default.window_seconds, default.window_time) == (None, None)
+    assert consumer_args(["--window-seconds", "90.5"])[0].window_time == (90.5, 10)
+    monkeypatch.setenv("DRIFTLOOP_WINDOW_SECONDS", "600")
+    monkeypatch.setenv("DRIFTLOOP_WINDOW_MIN_ROWS", "20")
+    assert consumer_args([])[0].window_time == (600.0, 20)
+    assert consumer_args(["--window-min-rows", "5"])[0].window_time == (600.0, 5)
 
 
 def test_the_producer_names_its_flags_too(capsys: pytest.CaptureFixture[str]) -> None:

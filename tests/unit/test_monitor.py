@@ -6,7 +6,8 @@ at the commit, or not at all (the integration tests run the same against a broke
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+import logging
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
@@ -435,3 +436,70 @@ def test_a_commit_by_a_consumer_cutting_other_windows_stops_the_consumer(tmp_pat
         monitor(tmp_path, Replay(records, producer, size=40), producer).run(
             lambda: False, idle_timeout=0
         )
+
+
+def test_windows_closing_on_time_are_judged_logged_and_resumed_alike(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Windows of 10 rows or 5 minutes (at least 3 rows). Rows a minute apart make
+    windows of 5 rows closed by time; two rows before a pause merge into the next
+    window; rows 10 s apart fill a window. A consumer restarted from any commit
+    judges the same windows."""
+    seconds = [60 * i for i in range(12)] + [1800 + 60 * i for i in range(6)]
+    seconds += [2110 + 10 * i for i in range(12)]
+    start = datetime(2026, 1, 1, tzinfo=UTC)
+
+    def timed_row(i: int) -> bytes:
+        message = RowMessage.from_bytes(row(i))
+        return message.model_copy(
+            update={"event_time": start + timedelta(seconds=seconds[i])}
+        ).to_bytes()
+
+    records = [record(i, timed_row(i)) for i in range(len(seconds))]
+
+    def run(producer: Producer, size: int, until: int | None = None) -> list[DriftEvent]:
+        m = monitor(tmp_path, Replay(records[:until], producer, size=size), producer)
+        m.settings = m.settings.model_copy(update={"window_seconds": 300.0, "window_min_rows": 3})
+        judged: list[DriftEvent] = []
+        record_window = m._record
+
+        def recorded(*args: Any) -> Any:
+            archived = record_window(*args)
+            judged.append(archived.event)
+            return archived
+
+        m._record = recorded  # type: ignore[method-assign]
+        m.run(lambda: False, idle_timeout=0)
+        return judged
+
+    with caplog.at_level(logging.INFO, logger="consumer.service"):
+        events = run(Producer(), size=7)
+    windows = [(e.window.first_offset, e.window.last_offset, e.window.closed_by) for e in events]
+    # Minutes 0-4 | 5-9 | 10, 11 and a pause: 2 rows < 3, merged with 30-34 | 10 fast
+    # rows from minute 35 on; the last 3 rows' window stays open.
+    assert windows == [(0, 4, "time"), (5, 9, "time"), (10, 16, "time"), (17, 26, "rows")]
+    assert all(e.alarm is not None and e.alarm.fired is False for e in events)
+    lines = [r.getMessage() for r in caplog.records]
+    assert any("window_seconds=300 window_min_rows=3" in line for line in lines)
+    merges = [line for line in lines if line.startswith("window merged")]
+    assert merges == [
+        "window merged window=rows/0/10 stream=s rows=2 < min 3 (closed by time after 300 s "
+        "of event time): it stays open and takes the next rows"
+    ]
+    assert sum(" size=5 closed_by=time " in line for line in lines) == 2
+    assert any(" size=10 closed_by=rows " in line for line in lines)
+    archived = [
+        DriftEvent.from_bytes(read_window(w).verdict or b"").window.closed_by
+        for w in all_windows(tmp_path, TP.topic)
+    ]
+    assert archived == ["time", "time", "time", "rows"]
+
+    # Stopped after any row, then restarted: the windows, each judged once, are those.
+    for until in range(1, len(records)):
+        producer = Producer()
+        before = run(producer, size=3, until=until)
+        committed = Resume.decode(producer.offsets[TP].offset, producer.offsets[TP].metadata)
+        assert committed.time == (300.0, 3)
+        after = run(producer, size=3)
+        got = [(e.window.first_offset, e.window.last_offset) for e in before + after]
+        assert got == [w[:2] for w in windows], until

@@ -1,12 +1,13 @@
-"""Count windows: feed a list of rows, assert the exact windows out."""
+"""Count windows, and windows that also close on time: feed a list, assert the exact windows out."""
 
 from __future__ import annotations
 
 import dataclasses
+from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from consumer.windowing import CountWindower, Window
+from consumer.windowing import ClosedBy, CountWindower, Merge, Window
 
 # Offsets 3, 6 and 11 were dead-lettered: the windower never sees them.
 OFFSETS = [0, 1, 2, 4, 5, 7, 8, 9, 10, 12, 13]
@@ -123,3 +124,137 @@ def test_window_is_a_frozen_snapshot() -> None:
 def test_rejects_bad_parameters(size: object, step: object, name: str) -> None:
     with pytest.raises(ValueError, match=f"^{name} "):
         CountWindower(size=size, step=step)  # type: ignore[arg-type]
+
+
+START = datetime(2026, 3, 1, tzinfo=UTC)
+
+
+def timed(
+    windower: CountWindower[int], seconds: list[float]
+) -> list[tuple[tuple[int, ...], ClosedBy | None]]:
+    """Feed rows at offsets 0, 1, ... with these event times (seconds after START); the
+    windows out as (offsets, closed_by)."""
+    out = []
+    for offset, second in enumerate(seconds):
+        window = windower.add(offset, offset, START + timedelta(seconds=second))
+        if window is not None:
+            assert window.items == window.offsets
+            out.append((window.offsets, window.closed_by))
+    return out
+
+
+def test_a_window_closes_at_the_first_row_at_or_past_its_time_span() -> None:
+    # A window spans [first, first + 60 s): the row at exactly 60 s after its first
+    # closes it and begins the next one.
+    windower: CountWindower[int] = CountWindower(size=50, seconds=60)
+    assert timed(windower, [0, 30, 59.999, 60, 61, 119.5, 120.5, 300]) == [
+        ((0, 1, 2), "time"),
+        ((3, 4, 5), "time"),
+        ((6,), "time"),
+    ]
+    assert windower.pending_offset == 7  # the row at 300 s waits for the next row
+
+
+def test_the_row_count_still_closes_a_window_first() -> None:
+    windower: CountWindower[int] = CountWindower(size=3, seconds=60)
+    assert timed(windower, [0, 1, 2, 3, 4, 70, 71]) == [
+        ((0, 1, 2), "rows"),
+        ((3, 4), "time"),  # began at 3 s: closed by the row at 70 s
+    ]
+    assert windower.pending_offset == 5
+
+
+def test_a_window_below_the_minimum_is_merged_into_the_next() -> None:
+    merges: list[Merge] = []
+    windower: CountWindower[int] = CountWindower(
+        size=10, seconds=60, min_rows=3, on_merge=merges.append
+    )
+    # Windows by time alone: [0, 10] | [100] | [200, 201] | [300, 301, 302] | [400]
+    got = timed(windower, [0, 10, 100, 200, 201, 300, 301, 302, 400])
+    assert got == [
+        ((0, 1, 2), "time"),  # [0, 10] had 2 rows < 3: merged with [100]
+        ((3, 4, 5, 6, 7), "time"),  # [200, 201] had 2: merged with [300, 301, 302]
+    ]
+    assert merges == [Merge(0, 2, 3, 60.0), Merge(3, 2, 3, 60.0)]
+    # The merged window keeps its first offset: its id does not change.
+    assert windower.pending_offset == 8
+
+
+def test_a_merged_window_still_closes_when_full() -> None:
+    merges: list[Merge] = []
+    windower: CountWindower[int] = CountWindower(
+        size=4, seconds=60, min_rows=3, on_merge=merges.append
+    )
+    assert timed(windower, [0, 100, 101, 102, 103]) == [((0, 1, 2, 3), "rows")]
+    assert merges == [Merge(0, 1, 3, 60.0)]
+    assert windower.pending_offset == 4
+
+
+def test_event_times_that_go_back_are_taken_in_arrival_order() -> None:
+    # The window began at 100 s: rows from before it join it, in offset order, and
+    # only a row at or past 160 s closes it.
+    windower: CountWindower[int] = CountWindower(size=50, seconds=60)
+    assert timed(windower, [100, 20, 159, -500, 160, 150, 10, 220]) == [
+        ((0, 1, 2, 3), "time"),
+        ((4, 5, 6), "time"),
+    ]
+
+
+def test_a_slow_stream_is_judged_by_time_and_a_fast_one_by_rows() -> None:
+    # One row a minute against windows of 50 rows or 10 minutes: a window per 10 rows.
+    slow: CountWindower[int] = CountWindower(size=50, seconds=600)
+    got = timed(slow, [60.0 * i for i in range(101)])
+    assert got == [(tuple(range(i, i + 10)), "time") for i in range(0, 100, 10)]
+    # Ten rows a second: every window is full long before 10 minutes.
+    fast: CountWindower[int] = CountWindower(size=50, seconds=600)
+    got = timed(fast, [0.1 * i for i in range(150)])
+    assert got == [(tuple(range(i, i + 50)), "rows") for i in (0, 50, 100)]
+
+
+def test_windows_closing_on_rows_only_say_nothing_of_why() -> None:
+    windower: CountWindower[int] = CountWindower(size=2)
+    assert timed(windower, [0, 1000, 2000, 3000]) == [((0, 1), None), ((2, 3), None)]
+
+
+def test_replaying_from_the_open_window_cuts_the_same_windows() -> None:
+    seconds = [0, 5, 70, 71, 200, 201, 202, 260, 400, 401, 402, 403, 404, 405, 500]
+    whole: CountWindower[int] = CountWindower(size=5, seconds=60, min_rows=2)
+    expected = timed(whole, seconds)
+    for cut in range(len(seconds) + 1):
+        first: CountWindower[int] = CountWindower(size=5, seconds=60, min_rows=2)
+        before = timed(first, seconds[:cut])
+        start = cut if first.pending_offset is None else first.pending_offset
+        again: CountWindower[int] = CountWindower(size=5, seconds=60, min_rows=2)
+        after = []
+        for offset in range(start, len(seconds)):
+            window = again.add(offset, offset, START + timedelta(seconds=seconds[offset]))
+            if window is not None:
+                after.append((window.offsets, window.closed_by))
+        assert before + after == expected, cut
+
+
+def test_time_windows_need_event_times() -> None:
+    windower: CountWindower[int] = CountWindower(size=5, seconds=60)
+    with pytest.raises(ValueError, match="event_time is needed for the row at offset 7"):
+        windower.add(7, 7)
+    assert windower.pending_offset is None  # nothing was lost or half-added
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        ({"size": 4, "step": 2, "seconds": 60}, "^seconds needs tumbling windows"),
+        ({"size": 4, "seconds": 0}, "^seconds "),
+        ({"size": 4, "seconds": -1.0}, "^seconds "),
+        ({"size": 4, "seconds": float("inf")}, "^seconds "),
+        ({"size": 4, "seconds": float("nan")}, "^seconds "),
+        ({"size": 4, "seconds": "60"}, "^seconds "),
+        ({"size": 1, "seconds": 60}, "^size must be at least 2 with seconds"),
+        ({"size": 4, "seconds": 60, "min_rows": 0}, "^min_rows "),
+        ({"size": 4, "seconds": 60, "min_rows": 5}, "^min_rows "),
+        ({"size": 4, "seconds": 60, "min_rows": 2.0}, "^min_rows "),
+    ],
+)
+def test_rejects_bad_time_parameters(kwargs: dict[str, object], message: str) -> None:
+    with pytest.raises(ValueError, match=message):
+        CountWindower(**kwargs)  # type: ignore[arg-type]
