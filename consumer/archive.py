@@ -225,9 +225,39 @@ class _Segment:
     unsynced: bool = False
 
 
-def _head(payload: bytes, first: int, last: int, rows: int) -> bytes:
-    head = _HEAD.pack(_MAGIC, len(payload), zlib.crc32(payload), first, last, rows)
+def _head(payload: bytes, first: int, last: int, rows: int, magic: bytes = _MAGIC) -> bytes:
+    head = _HEAD.pack(magic, len(payload), zlib.crc32(payload), first, last, rows)
     return head + _HEAD_CRC.pack(zlib.crc32(head))
+
+
+def frame_record(magic: bytes, payload: bytes, first: int, last: int, rows: int) -> bytes:
+    """``payload`` framed as a segment record of another kind (``magic``, 4 bytes).
+
+    The label store keeps its records in this frame: the head, its checksums and the
+    torn-tail rule are the window records', only the magic differs.
+    """
+    if len(magic) != 4 or magic == _MAGIC:
+        raise ValueError(f"magic must be 4 bytes other than {_MAGIC!r}, got {magic!r}")
+    return _head(payload, first, last, rows, magic) + payload
+
+
+def framed_payloads(path: Path, magic: bytes) -> list[bytes]:
+    """The payloads of a segment's valid records of kind ``magic``, up to a torn tail.
+
+    Raises
+    ------
+    ArchiveError
+        If the segment cannot be read.
+    """
+    data = _read_segment(path)
+    return [data[h.position + HEAD_SIZE : h.position + h.length] for h in _scan(path, data, magic)]
+
+
+def _read_segment(path: Path) -> bytes:
+    try:
+        return path.read_bytes()
+    except OSError as err:
+        raise ArchiveError(f"cannot read archive segment {path}: {err}") from err
 
 
 def encode_record(
@@ -620,21 +650,18 @@ def _segment_names(directory: Path) -> list[tuple[int, str]]:
     return [(int(m.group(1)), name) for name in names if (m := _SEGMENT_FILE.fullmatch(name))]
 
 
-def _scan(path: Path, data: bytes | None = None) -> list[_Head]:
+def _scan(path: Path, data: bytes | None = None, magic: bytes = _MAGIC) -> list[_Head]:
     """The valid records of a segment, in order; the scan stops at a torn or damaged one."""
     if data is None:
-        try:
-            data = path.read_bytes()
-        except OSError as err:
-            raise ArchiveError(f"cannot read archive segment {path}: {err}") from err
+        data = _read_segment(path)
     heads = []
     position, size = 0, len(data)
     while position + HEAD_SIZE <= size:
-        magic, length, crc, first, last, rows = _HEAD.unpack_from(data, position)
+        found, length, crc, first, last, rows = _HEAD.unpack_from(data, position)
         (head_crc,) = _HEAD_CRC.unpack_from(data, position + _HEAD.size)
         start, end = position + HEAD_SIZE, position + HEAD_SIZE + length
         if (
-            magic != _MAGIC
+            found != magic
             or head_crc != zlib.crc32(data[position : position + _HEAD.size])
             or end > size
             or zlib.crc32(data[start:end]) != crc
@@ -705,13 +732,24 @@ def archived_streams(root: Path, topic: str) -> list[str]:
 
 def all_windows(root: Path, topic: str) -> list[ArchivedWindow]:
     """Every archived window of a topic, each once: by stream directory, partition, offset."""
-    base = WindowArchive(root, fsync=False).root / topic
     windows = []
     for stream_dir in archived_streams(root, topic):
-        partitions = sorted(int(p.name) for p in (base / stream_dir).iterdir() if p.name.isdigit())
-        for partition in partitions:
-            windows += _windows_in(base / stream_dir / str(partition), partition)
+        for _, found in partition_windows(root, topic, stream_dir):
+            windows += found
     return windows
+
+
+def partition_windows(
+    root: Path, topic: str, stream_dir: str
+) -> list[tuple[int, list[ArchivedWindow]]]:
+    """Each partition of a stream, by its directory (:func:`stream_directory`), with its
+    archived windows as :func:`archived_windows` gives them."""
+    base = WindowArchive(root, fsync=False).root / topic / stream_dir
+    try:
+        partitions = sorted(int(p.name) for p in base.iterdir() if p.name.isdigit())
+    except FileNotFoundError:
+        return []
+    return [(p, _windows_in(base / str(p), p)) for p in partitions]
 
 
 @dataclass(frozen=True)
