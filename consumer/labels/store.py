@@ -297,7 +297,7 @@ def late_accuracies(root: Path) -> list[LateAccuracy]:
         topics = sorted(p.name for p in base.iterdir() if p.is_dir())
     except FileNotFoundError:
         return []
-    points = []
+    points: list[LateAccuracy] = []
     for topic in topics:
         store = LabelStore(root, topic, fsync=False)
         for stream_dir in store.streams():
