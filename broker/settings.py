@@ -38,7 +38,10 @@ class KafkaSettings(BaseSettings):
     """Topic ModelUpdates are published on."""
 
     dlq_topic: str = "rows-dlq"
-    """Dead-letter topic for malformed rows."""
+    """Dead-letter topic for malformed rows (and malformed or unknown labels)."""
+
+    labels_topic: str = "labels"
+    """Topic of Labels: a row's label sent after the row, by whoever learns it."""
 
     @field_validator("bootstrap_servers")
     @classmethod

@@ -102,7 +102,7 @@ def ensure_topics(
 
 
 def ensure_loop_topics(settings: KafkaSettings, timeout: float = 10.0) -> None:
-    """Create the loop's four topics that do not exist yet, the rows topic with
+    """Create the loop's five topics that do not exist yet, the rows topic with
     ``settings.rows_partitions`` partitions and the others with one.
 
     Raises
@@ -117,6 +117,7 @@ def ensure_loop_topics(settings: KafkaSettings, timeout: float = 10.0) -> None:
             settings.drift_topic,
             settings.model_updates_topic,
             settings.dlq_topic,
+            settings.labels_topic,
         ],
         partitions={settings.rows_topic: settings.rows_partitions},
         timeout=timeout,

@@ -10,7 +10,9 @@ Layout under ``<root>/archive/<topic>/<stream>/<partition>/``:
       payload: a JSON line (feature names, label column, part sizes), then the
                offsets (int64), the values (float64, row-major), the event times
                (JSON array of ISO 8601 text), the labels (JSON array of text or
-               null) and the verdict (the DriftEvent's JSON)
+               null) and the verdict (the DriftEvent's JSON); then, where the JSON
+               line has ``"seqs"`` (its byte size), each row's RowMessage seq (int64),
+               by which late labels join the row. Records without it have no seqs.
 
   A record is valid only if both checksums match and it lies wholly inside the
   file; a reader stops at the first record that is not, so the torn tail a crash
@@ -39,7 +41,7 @@ import re
 import struct
 import time
 import zlib
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -79,6 +81,11 @@ SEGMENT_BYTES = 64 * 2**20
 """Default size at which a segment is closed and the next one begun."""
 SEGMENT_SECONDS = 3600.0
 """Default age at which a segment is closed and the next one begun."""
+
+
+LateLabels = Mapping[str, Mapping[int, str]]
+"""Labels that came after their rows: stream directory (:func:`stream_directory`) to
+row ``seq`` to the label's text. ``consumer.labels.store.late_labels`` reads them."""
 
 
 class ArchiveError(RuntimeError):
@@ -191,6 +198,9 @@ class WindowRecord:
     label_column : str
     verdict : bytes or None
         The DriftEvent's JSON; None for a per-window file without its ``.json``.
+    seqs : numpy.ndarray or None
+        int64 RowMessage ``seq`` of each row (the row id late labels name); None for
+        records written before seqs were archived, and per-window files.
     """
 
     offsets: np.ndarray
@@ -200,6 +210,7 @@ class WindowRecord:
     feature_names: list[str]
     label_column: str
     verdict: bytes | None
+    seqs: np.ndarray | None = None
 
 
 # --------------------------------------------------------------------------- writing
@@ -214,9 +225,39 @@ class _Segment:
     unsynced: bool = False
 
 
-def _head(payload: bytes, first: int, last: int, rows: int) -> bytes:
-    head = _HEAD.pack(_MAGIC, len(payload), zlib.crc32(payload), first, last, rows)
+def _head(payload: bytes, first: int, last: int, rows: int, magic: bytes = _MAGIC) -> bytes:
+    head = _HEAD.pack(magic, len(payload), zlib.crc32(payload), first, last, rows)
     return head + _HEAD_CRC.pack(zlib.crc32(head))
+
+
+def frame_record(magic: bytes, payload: bytes, first: int, last: int, rows: int) -> bytes:
+    """``payload`` framed as a segment record of another kind (``magic``, 4 bytes).
+
+    The label store keeps its records in this frame: the head, its checksums and the
+    torn-tail rule are the window records', only the magic differs.
+    """
+    if len(magic) != 4 or magic == _MAGIC:
+        raise ValueError(f"magic must be 4 bytes other than {_MAGIC!r}, got {magic!r}")
+    return _head(payload, first, last, rows, magic) + payload
+
+
+def framed_payloads(path: Path, magic: bytes) -> list[bytes]:
+    """The payloads of a segment's valid records of kind ``magic``, up to a torn tail.
+
+    Raises
+    ------
+    ArchiveError
+        If the segment cannot be read.
+    """
+    data = _read_segment(path)
+    return [data[h.position + HEAD_SIZE : h.position + h.length] for h in _scan(path, data, magic)]
+
+
+def _read_segment(path: Path) -> bytes:
+    try:
+        return path.read_bytes()
+    except OSError as err:
+        raise ArchiveError(f"cannot read archive segment {path}: {err}") from err
 
 
 def encode_record(
@@ -229,6 +270,7 @@ def encode_record(
     labels: Sequence[int | str | None],
     label_column: str,
     verdict: bytes,
+    seqs: Sequence[int] | None = None,
 ) -> bytes:
     """One window's record (head and payload), as a segment holds it.
 
@@ -253,19 +295,24 @@ def encode_record(
         )
     if not np.isfinite(values).all():
         raise ValueError("values must be finite")
+    if seqs is not None and len(seqs) != len(offsets):
+        raise ValueError(f"{len(offsets)} offsets and {len(seqs)} seqs: one of each per row")
+    seq_bytes = b"" if seqs is None else np.asarray(seqs, dtype="<i8").tobytes()
     times = to_json(list(event_times))
     # str() is what the csv module writes of a label; None is an empty cell.
     texts = to_json([None if label is None else str(label) for label in labels])
-    meta = json.dumps(
-        {
-            "features": list(feature_names),
-            "label_column": label_column,
-            "parts": [len(times), len(texts), len(verdict)],
-        },
-        separators=(",", ":"),
-    ).encode()
+    head: dict[str, Any] = {
+        "features": list(feature_names),
+        "label_column": label_column,
+        "parts": [len(times), len(texts), len(verdict)],
+    }
+    if seqs is not None:
+        head["seqs"] = len(seq_bytes)
+    meta = json.dumps(head, separators=(",", ":")).encode()
     offset_bytes = np.asarray(offsets, dtype="<i8").tobytes()
-    payload = b"".join((meta, b"\n", offset_bytes, values.tobytes(), times, texts, verdict))
+    payload = b"".join(
+        (meta, b"\n", offset_bytes, values.tobytes(), times, texts, verdict, seq_bytes)
+    )
     return _head(payload, first_offset, last_offset, len(offsets)) + payload
 
 
@@ -354,6 +401,7 @@ class WindowArchive:
         values: np.ndarray,
         labels: Sequence[int | str | None],
         label_column: str,
+        seqs: Sequence[int] | None = None,
     ) -> DriftEvent:
         """Append a window's rows and verdict to its partition's open segment.
 
@@ -372,6 +420,8 @@ class WindowArchive:
             Finite feature values, shape ``(rows, len(feature_names))``.
         label_column : str
             Name of the label column.
+        seqs : sequence of int, optional
+            Each row's RowMessage ``seq``, by which late labels join it.
 
         Returns
         -------
@@ -387,7 +437,9 @@ class WindowArchive:
         window = event.window
         directory = self.directory_for(window.topic, event.stream, window.partition)
         # Checked before a segment is begun: refused rows leave nothing behind.
-        encode_record(0, 0, feature_names, offsets, event_times, values, labels, label_column, b"")
+        encode_record(
+            0, 0, feature_names, offsets, event_times, values, labels, label_column, b"", seqs
+        )
         segment = self._segment(directory, window.first_offset)
         name = f"{segment.path.as_posix()}#{window_id(window.first_offset, window.last_offset)}"
         archived = event.model_copy(update={"archive_path": name})
@@ -401,6 +453,7 @@ class WindowArchive:
             labels,
             label_column,
             archived.to_bytes(),
+            seqs,
         )
         try:
             segment.handle.write(record)
@@ -597,21 +650,18 @@ def _segment_names(directory: Path) -> list[tuple[int, str]]:
     return [(int(m.group(1)), name) for name in names if (m := _SEGMENT_FILE.fullmatch(name))]
 
 
-def _scan(path: Path, data: bytes | None = None) -> list[_Head]:
+def _scan(path: Path, data: bytes | None = None, magic: bytes = _MAGIC) -> list[_Head]:
     """The valid records of a segment, in order; the scan stops at a torn or damaged one."""
     if data is None:
-        try:
-            data = path.read_bytes()
-        except OSError as err:
-            raise ArchiveError(f"cannot read archive segment {path}: {err}") from err
+        data = _read_segment(path)
     heads = []
     position, size = 0, len(data)
     while position + HEAD_SIZE <= size:
-        magic, length, crc, first, last, rows = _HEAD.unpack_from(data, position)
+        found, length, crc, first, last, rows = _HEAD.unpack_from(data, position)
         (head_crc,) = _HEAD_CRC.unpack_from(data, position + _HEAD.size)
         start, end = position + HEAD_SIZE, position + HEAD_SIZE + length
         if (
-            magic != _MAGIC
+            found != magic
             or head_crc != zlib.crc32(data[position : position + _HEAD.size])
             or end > size
             or zlib.crc32(data[start:end]) != crc
@@ -682,13 +732,24 @@ def archived_streams(root: Path, topic: str) -> list[str]:
 
 def all_windows(root: Path, topic: str) -> list[ArchivedWindow]:
     """Every archived window of a topic, each once: by stream directory, partition, offset."""
-    base = WindowArchive(root, fsync=False).root / topic
     windows = []
     for stream_dir in archived_streams(root, topic):
-        partitions = sorted(int(p.name) for p in (base / stream_dir).iterdir() if p.name.isdigit())
-        for partition in partitions:
-            windows += _windows_in(base / stream_dir / str(partition), partition)
+        for _, found in partition_windows(root, topic, stream_dir):
+            windows += found
     return windows
+
+
+def partition_windows(
+    root: Path, topic: str, stream_dir: str
+) -> list[tuple[int, list[ArchivedWindow]]]:
+    """Each partition of a stream, by its directory (:func:`stream_directory`), with its
+    archived windows as :func:`archived_windows` gives them."""
+    base = WindowArchive(root, fsync=False).root / topic / stream_dir
+    try:
+        partitions = sorted(int(p.name) for p in base.iterdir() if p.name.isdigit())
+    except FileNotFoundError:
+        return []
+    return [(p, _windows_in(base / str(p), p)) for p in partitions]
 
 
 @dataclass(frozen=True)
@@ -803,6 +864,7 @@ class _Parts:
     times: bytes
     labels: bytes
     verdict: bytes
+    seqs: np.ndarray | None = None
 
 
 def _parts(record: bytes, where: str) -> _Parts:
@@ -821,9 +883,13 @@ def _parts(record: bytes, where: str) -> _Parts:
         times = record[at : at + sizes[0]]
         labels = record[at + sizes[0] : at + sizes[0] + sizes[1]]
         verdict = record[at + sizes[0] + sizes[1] : at + sizes[0] + sizes[1] + sizes[2]]
+        seqs = None
+        if "seqs" in meta:
+            at += sizes[0] + sizes[1] + sizes[2]
+            seqs = np.frombuffer(record, dtype="<i8", count=rows, offset=at)
     except (ValueError, KeyError, TypeError, IndexError, struct.error) as err:
         raise ArchiveError(f"archived window {where} is malformed: {err}") from err
-    return _Parts(meta, offsets, values.reshape(rows, width), times, labels, verdict)
+    return _Parts(meta, offsets, values.reshape(rows, width), times, labels, verdict, seqs)
 
 
 class _Reader:
@@ -874,6 +940,7 @@ def _record(window: ArchivedWindow, reader: _Reader) -> WindowRecord:
             feature_names=list(parts.meta["features"]),
             label_column=parts.meta["label_column"],
             verdict=parts.verdict,
+            seqs=parts.seqs,
         )
     return _read_window_file(window.path)
 
@@ -960,11 +1027,16 @@ class LabeledRows:
 
 
 def read_labeled_rows(
-    windows: Iterable[ArchivedWindow], feature_names: Sequence[str], label_column: str
+    windows: Iterable[ArchivedWindow],
+    feature_names: Sequence[str],
+    label_column: str,
+    late: LateLabels | None = None,
 ) -> LabeledRows:
     """Read the labeled rows of archived windows, each row once, ordered by event time.
 
     Sliding windows overlap, so a row may be archived more than once; it is kept once.
+    A row's label is its archived one, else its late label in ``late`` (joined by its
+    stream and seq); a row with neither is left out.
 
     Raises
     ------
@@ -978,7 +1050,7 @@ def read_labeled_rows(
     labels: list[str] = []
     times: list[str] = []
     for window, offsets, values, window_labels, window_times in _labeled(
-        windows, feature_names, label_column
+        windows, feature_names, label_column, late
     ):
         base = len(labels)
         chunks.append(values)
@@ -999,8 +1071,12 @@ def read_labeled_rows(
     )
 
 
-def count_labeled_rows(windows: Iterable[ArchivedWindow], label_column: str) -> int:
+def count_labeled_rows(
+    windows: Iterable[ArchivedWindow], label_column: str, late: LateLabels | None = None
+) -> int:
     """Labeled rows (distinct partition and offset) in archived windows.
+
+    A row counts with its archived label or its late label in ``late``.
 
     Raises
     ------
@@ -1008,7 +1084,7 @@ def count_labeled_rows(windows: Iterable[ArchivedWindow], label_column: str) -> 
         If a window lacks the label column or holds a malformed offset.
     """
     rows: set[tuple[int, int]] = set()
-    for window, offsets, _, _, _ in _labeled(windows, (), label_column):
+    for window, offsets, _, _, _ in _labeled(windows, (), label_column, late):
         rows.update((window.partition, offset) for offset in offsets)
     return len(rows)
 
@@ -1028,7 +1104,10 @@ def first_event_time(window: ArchivedWindow) -> datetime:
 
 
 def _labeled(
-    windows: Iterable[ArchivedWindow], feature_names: Sequence[str], label_column: str
+    windows: Iterable[ArchivedWindow],
+    feature_names: Sequence[str],
+    label_column: str,
+    late: LateLabels | None = None,
 ) -> Iterator[tuple[ArchivedWindow, list[int], np.ndarray, list[str], list[str]]]:
     """Per window: the offsets, chosen feature values, labels and times of its labeled rows."""
     reader = _Reader()
@@ -1040,15 +1119,35 @@ def _labeled(
         if missing:
             raise ArchiveError(f"archived window {window} lacks column(s) {', '.join(missing)}")
         columns = [record.feature_names.index(name) for name in feature_names]
-        keep = [i for i, label in enumerate(record.labels) if label]
+        labels = joined_labels(record, window, late)
+        keep = [i for i, label in enumerate(labels) if label]
         values = record.values[np.ix_(keep, columns)] if keep else np.empty((0, len(columns)))
         yield (
             window,
             record.offsets[keep].tolist(),
             values,
-            [record.labels[i] for i in keep],
+            [labels[i] for i in keep],
             [record.event_times[i] for i in keep],
         )
+
+
+def joined_labels(
+    record: WindowRecord, window: ArchivedWindow, late: LateLabels | None
+) -> list[str]:
+    """Each row's label: its archived one, else its late label, else ``""`` (unlabeled).
+
+    Only records with seqs can be joined; the stream is the window's directory.
+    """
+    known = (
+        None if late is None or record.seqs is None else late.get(window.path.parent.parent.name)
+    )
+    if not known:
+        return record.labels
+    assert record.seqs is not None
+    return [
+        label or known.get(seq, "")
+        for label, seq in zip(record.labels, record.seqs.tolist(), strict=True)
+    ]
 
 
 def _read_window_file(path: Path) -> WindowRecord:

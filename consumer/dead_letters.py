@@ -5,12 +5,11 @@ from __future__ import annotations
 import logging
 from collections import Counter
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 
 from kafka import KafkaProducer
 
 from consumer.decoding import MalformedRowError
-from consumer.metrics import ConsumerMetrics
 
 logger = logging.getLogger(__name__)
 
@@ -41,6 +40,12 @@ def dead_letter_headers(
     ]
 
 
+class CountsDeadLetters(Protocol):
+    """Metrics with a ``dead_letters`` counter by reason (the consumer's, the companion's)."""
+
+    dead_letters: Any
+
+
 @dataclass(frozen=True)
 class DeadLetter:
     """A rejected row, as it goes to the dead-letter topic: its bytes unchanged, and why."""
@@ -67,11 +72,11 @@ class DeadLetters:
         The transactional producer.
     topic : str
         The dead-letter topic.
-    metrics : ConsumerMetrics
+    metrics : ConsumerMetrics or LabelMetrics
         Where the count by reason also goes.
     """
 
-    def __init__(self, producer: KafkaProducer, topic: str, metrics: ConsumerMetrics) -> None:
+    def __init__(self, producer: KafkaProducer, topic: str, metrics: CountsDeadLetters) -> None:
         self.producer = producer
         self.topic = topic
         self.metrics = metrics

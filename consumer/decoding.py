@@ -9,7 +9,7 @@ from typing import Any, Literal
 
 from pydantic import Json, TypeAdapter, ValidationError
 
-from producer.messages import SCHEMA_VERSION, RowMessage
+from producer.messages import SCHEMA_VERSION, LabelMessage, RowMessage
 
 logger = logging.getLogger(__name__)
 
@@ -22,12 +22,14 @@ Reason = Literal[
     "unknown-label",
     "undecodable",
     "window-failed",
+    "unknown-row",
 ]
 """Why a message is malformed. ``unknown-label``: a label that is not one of the
 champion's classes, or of a type no class has. ``undecodable``: the decoder itself
 failed on the message (a bug to report); the message is dead-lettered all the same.
 ``window-failed``: the row was valid, but judging its window failed (the detail
-names the error); its window's rows are dead-lettered together."""
+names the error); its window's rows are dead-lettered together. ``unknown-row``: a
+Label for a row that cannot come any more (see ``consumer.labels``)."""
 
 DETAIL_MAX_CHARS = 250
 """Longest detail a MalformedRowError keeps: a megabyte field name stays out of the logs,
@@ -217,6 +219,50 @@ class RowDecoder:
         if kind == "finite_number":
             return MalformedRowError("non-finite-value", f"{where} is {first.get('input')}")
         return MalformedRowError("invalid-field", f"{where}: {first['msg']}")
+
+
+class LabelDecoder(RowDecoder):
+    """Parses and checks Labels (the labels topic) against the champion's classes.
+
+    Malformed Labels get the reasons malformed rows get (``not-json``,
+    ``unknown-schema-version``, ``invalid-field``, ``unknown-label``, ``undecodable``).
+
+    Examples
+    --------
+    >>> decoder = LabelDecoder(classes=[0, 1, 2])
+    >>> decoder.decode_label(b'{"schema_version": 1, "stream": "s", "seq": 4, "label": 2,'
+    ...     b' "event_time": "2026-01-01T00:00:00Z"}').seq
+    4
+    >>> try:
+    ...     decoder.decode_label(b'{"schema_version": 1, "stream": "s", "seq": 4, "label": 7,'
+    ...                          b' "event_time": "2026-01-01T00:00:00Z"}')
+    ... except MalformedRowError as err:
+    ...     print(err.reason)
+    unknown-label
+    """
+
+    def __init__(self, classes: Sequence[int | str]) -> None:
+        super().__init__(["label"], classes)
+
+    def decode_label(self, value: bytes | None) -> LabelMessage:
+        """Parse ``value``; raise MalformedRowError with the reason when it is unusable."""
+        try:
+            if value is None:
+                raise MalformedRowError("not-json", "empty message (tombstone)")
+            try:
+                message = LabelMessage.from_bytes(value)
+            except ValidationError as err:
+                raise self._classify(err) from err
+            if "schema_version" not in message.model_fields_set:
+                raise MalformedRowError("unknown-schema-version", "schema_version is missing")
+            if message.label not in self._known:
+                raise self._unknown_label(message.label)
+            return message
+        except MalformedRowError:
+            raise
+        except Exception as err:
+            logger.exception("decoder failed on a label; dead-lettered as undecodable")
+            raise MalformedRowError("undecodable", f"{type(err).__name__}: {err}") from err
 
 
 def _short(text: str, limit: int) -> str:

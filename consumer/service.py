@@ -149,6 +149,7 @@ class _ArchivedWindow:
     event_times: list[datetime]
     values: np.ndarray
     labels: list[int | str | None]
+    seqs: list[int]
     event: DriftEvent
 
 
@@ -453,6 +454,7 @@ class DriftMonitor:
                 window.values,
                 window.labels,
                 window.label_column,
+                window.seqs,
             )
             for window in windows
         ]
@@ -887,6 +889,7 @@ class DriftMonitor:
             event_times=[m.event_time for m in window.items],
             values=item.values,
             labels=[m.label for m in window.items],
+            seqs=[m.seq for m in window.items],
             event=event,
         )
 

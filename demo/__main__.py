@@ -96,6 +96,7 @@ def main(argv: list[str] | None = None) -> int:
                 "drift_topic": f"{kafka.drift_topic}-demo-{suffix}",
                 "model_updates_topic": f"{kafka.model_updates_topic}-demo-{suffix}",
                 "dlq_topic": f"{kafka.dlq_topic}-demo-{suffix}",
+                "labels_topic": f"{kafka.labels_topic}-demo-{suffix}",
             }
         )
     if port_open("127.0.0.1", args.airflow_port):

@@ -160,6 +160,7 @@ class Stack:
                 "DRIFTLOOP_DRIFT_TOPIC": self.kafka.drift_topic,
                 "DRIFTLOOP_MODEL_UPDATES_TOPIC": self.kafka.model_updates_topic,
                 "DRIFTLOOP_DLQ_TOPIC": self.kafka.dlq_topic,
+                "DRIFTLOOP_LABELS_TOPIC": self.kafka.labels_topic,
                 "DRIFTLOOP_ARTIFACT_ROOT": str(self.artifact_root),
             }
         )

@@ -52,7 +52,11 @@ def build_parser() -> argparse.ArgumentParser:
     )
     promote.add_argument("version", type=int, help="the registered version to serve")
     promote.add_argument("--reason", required=True, help="why, kept in the lineage")
-    add_flags(promote, KafkaSettings, exclude=frozenset({"rows_topic", "drift_topic", "dlq_topic"}))
+    add_flags(
+        promote,
+        KafkaSettings,
+        exclude=frozenset({"rows_topic", "drift_topic", "dlq_topic", "labels_topic"}),
+    )
     return parser
 
 

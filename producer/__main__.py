@@ -18,7 +18,8 @@ from broker.clients import quiet_client_logs, reliable_producer
 from broker.errors import BrokerUnavailableError
 from broker.logs import LogSettings, configure_logging
 from data.dataset import Dataset, DatasetError, load_dataset
-from producer.messages import RowMessage
+from producer.labels import DelayedLabels, HeldLabel
+from producer.messages import LabelMessage, RowMessage
 from producer.metrics import ProducerMetrics
 from producer.replay import DriftPlan, Pacer, replay, replayed_time
 from producer.settings import ProducerSettings
@@ -132,15 +133,18 @@ def main(argv: list[str] | None = None) -> int:
     progress = Progress(count, quiet)
     sent = 0
     logger.info(
-        "replaying %s to topic=%s stream=%s rows=%s rate=%s/s drift_after=%s %s",
+        "replaying %s to topic=%s stream=%s rows=%s rate=%s/s drift_after=%s label_delay=%s %s",
         settings.data,
         settings.rows_topic,
         settings.stream_name,
         "endless" if count is None else count,
         settings.rate or "max",
         settings.drift_after,
+        settings.label_delay or "none",
         _partitioning(settings.key_column, dataset),
     )
+    held = None if settings.delay is None else DelayedLabels(settings.delay)
+    labels_sent = 0
     interrupted = False
     try:
         row = first
@@ -155,7 +159,7 @@ def main(argv: list[str] | None = None) -> int:
                     else replayed_time(settings.event_start, settings.event_interval, row.seq)
                 ),
                 features=row.features,
-                label=row.label,
+                label=row.label if held is None else None,
             )
             noised = plan.after is not None and row.seq >= plan.after
             key = None if row.key is None else row.key.encode()
@@ -164,9 +168,18 @@ def main(argv: list[str] | None = None) -> int:
             future.add_errback(_failed, failures, metrics)
             sent += 1
             progress.update(sent, noised)
+            if held is not None:
+                if row.label is not None:
+                    held.hold(row.seq, row.label, time.monotonic())
+                labels_sent += _send_labels(
+                    producer, settings, held.due(time.monotonic()), failures, metrics
+                )
             if failures:
                 break
             row = next(rows, None)
+        if held is not None and not failures:
+            # A bounded run ends with every label told; an interrupted one keeps the rest.
+            labels_sent += _send_labels(producer, settings, held.drain(), failures, metrics)
     except KeyboardInterrupt:
         interrupted = True
     finally:
@@ -178,9 +191,35 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: delivery failed: {failures[0]}", file=sys.stderr)
         return 1
     logger.info(
-        "sent %d rows to %s%s", sent, settings.rows_topic, " (interrupted)" if interrupted else ""
+        "sent %d rows to %s%s%s",
+        sent,
+        settings.rows_topic,
+        "" if held is None else f", {labels_sent} labels to {settings.labels_topic}",
+        " (interrupted)" if interrupted else "",
     )
     return 130 if interrupted else 0
+
+
+def _send_labels(
+    producer: Any,
+    settings: ProducerSettings,
+    labels: list[HeldLabel],
+    failures: list[Exception],
+    metrics: ProducerMetrics,
+) -> int:
+    """Send held labels to the labels topic, keyed by the stream name; how many."""
+    key = settings.stream_name.encode()
+    for held in labels:
+        message = LabelMessage(
+            stream=settings.stream_name,
+            seq=held.seq,
+            label=held.label,
+            event_time=datetime.now(UTC),
+        )
+        future = producer.send(settings.labels_topic, key=key, value=message.to_bytes())
+        future.add_callback(_count, metrics.labels_sent)
+        future.add_errback(_failed, failures, metrics)
+    return len(labels)
 
 
 def _partitioning(key_column: str | None, dataset: Dataset) -> str:

@@ -1,4 +1,4 @@
-"""RowMessage: one data set row on the rows topic, the producer's contract."""
+"""RowMessage and LabelMessage: a row on the rows topic, its late label on the labels topic."""
 
 from __future__ import annotations
 
@@ -10,6 +10,7 @@ from pydantic import (
     AfterValidator,
     AwareDatetime,
     BaseModel,
+    BeforeValidator,
     ConfigDict,
     Field,
     StrictFloat,
@@ -84,6 +85,13 @@ def _utc_representable(value: datetime) -> datetime:
     return value
 
 
+def _no_boolean(value: object) -> object:
+    # int would take true as 1: a boolean is no class of an integer-labelled model.
+    if isinstance(value, bool):
+        raise ValueError(f"a label is an integer or a string, not the boolean {value}")
+    return value
+
+
 class RowMessage(BaseModel):
     """One row of a data set, as the producer sends it.
 
@@ -118,10 +126,7 @@ class RowMessage(BaseModel):
     @field_validator("label", mode="before")
     @classmethod
     def _not_a_boolean(cls, value: object) -> object:
-        # int would take true as 1: a boolean is no class of an integer-labelled model.
-        if isinstance(value, bool):
-            raise ValueError(f"a label is an integer or a string, not the boolean {value}")
-        return value
+        return _no_boolean(value)
 
     def to_bytes(self) -> bytes:
         """UTF-8 JSON, the form on the wire."""
@@ -129,5 +134,48 @@ class RowMessage(BaseModel):
 
     @classmethod
     def from_bytes(cls, data: bytes) -> RowMessage:
+        """Parse wire bytes; raises ``pydantic.ValidationError`` on anything malformed."""
+        return cls.model_validate_json(data)
+
+
+class LabelMessage(BaseModel):
+    """A row's label sent after the row, on the labels topic (key: the stream name).
+
+    The row is named by its stream and its RowMessage's ``seq``. Readers ignore
+    fields they do not know, as for RowMessage.
+
+    Examples
+    --------
+    >>> message = LabelMessage(stream="iris", seq=7, label=2,
+    ...                        event_time=datetime(2026, 12, 1, tzinfo=UTC))
+    >>> message.to_bytes()
+    b'{"schema_version":1,"stream":"iris","seq":7,"label":2,"event_time":"2026-12-01T00:00:00Z"}'
+    >>> LabelMessage.from_bytes(message.to_bytes()) == message
+    True
+    """
+
+    model_config = ConfigDict(frozen=True, extra="ignore", allow_inf_nan=False)
+
+    schema_version: Literal[1] = SCHEMA_VERSION
+    """Version of this contract; a reader rejects versions it does not know."""
+
+    stream: Annotated[str, AfterValidator(_valid_stream)]
+    """The stream of the row the label is for (see `check_stream_name`)."""
+
+    seq: int = Field(ge=0)
+    """The row's ``seq`` in its stream: the row id."""
+
+    label: Annotated[int | str, BeforeValidator(_no_boolean)]
+    """The row's label, of the type of the data set's classes (as RowMessage's label)."""
+
+    event_time: Annotated[AwareDatetime, AfterValidator(_utc_representable)]
+    """When the label became known (ISO 8601, UTC)."""
+
+    def to_bytes(self) -> bytes:
+        """UTF-8 JSON, the form on the wire."""
+        return self.model_dump_json().encode()
+
+    @classmethod
+    def from_bytes(cls, data: bytes) -> LabelMessage:
         """Parse wire bytes; raises ``pydantic.ValidationError`` on anything malformed."""
         return cls.model_validate_json(data)

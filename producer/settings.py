@@ -7,6 +7,7 @@ from pathlib import Path
 from pydantic import AwareDatetime, Field, field_validator
 
 from broker.settings import KafkaSettings
+from producer.labels import LabelDelay
 
 
 class ProducerSettings(KafkaSettings):
@@ -47,6 +48,10 @@ class ProducerSettings(KafkaSettings):
     old data replayed at any rate keeps its own clock. Unset: the time of sending."""
     event_interval: float = Field(default=1.0, gt=0, allow_inf_nan=False)
     """With event_start: seconds of event time between consecutive rows."""
+    label_delay: str | None = None
+    """Send rows without their label, and each label later on the labels topic: ``N``
+    after N more rows, ``Ts`` (e.g. ``30s``) T seconds after its row. Labels still
+    held at the end of a bounded run are sent then; off when unset."""
     metrics_port: int | None = Field(default=None, ge=1, le=65535)
     """Serve Prometheus metrics on this port; off when unset."""
     metrics_host: str = "127.0.0.1"
@@ -58,6 +63,18 @@ class ProducerSettings(KafkaSettings):
         if isinstance(value, str):
             return tuple(name.strip() for name in value.split(",") if name.strip())
         return value
+
+    @field_validator("label_delay")
+    @classmethod
+    def _a_delay(cls, value: str | None) -> str | None:
+        if value is not None:
+            LabelDelay.parse(value)
+        return value
+
+    @property
+    def delay(self) -> LabelDelay | None:
+        """The parsed ``label_delay``; None when labels go with their rows."""
+        return None if self.label_delay is None else LabelDelay.parse(self.label_delay)
 
     @property
     def stream_name(self) -> str:

@@ -13,6 +13,7 @@ import numpy as np
 
 from consumer.archive import ArchivedWindow, raw_windows, read_labeled_rows
 from consumer.events import DriftEvent
+from consumer.labels.store import late_labels
 from models.comparison import McNemarResult, mcnemar_exact, unseen_rows
 from models.promotion import ModelUpdate
 from models.registry import Decision as VersionDecision
@@ -88,7 +89,8 @@ def train_challenger(event: EventLike, settings: RetrainSettings, run_id: str) -
         raise RetrainError(f"model {registry.model_name!r} has no champion to challenge")
     meta = champion.metadata
     windows = training_windows(settings.artifact_root, parsed, settings.lookback_windows)
-    rows = read_labeled_rows(windows, meta.feature_names, meta.label_column)
+    late = late_labels(settings.artifact_root, settings.labels_topic)
+    rows = read_labeled_rows(windows, meta.feature_names, meta.label_column, late)
     if len(rows) < 2:
         raise RetrainError(
             f"{len(rows)} labeled row(s) in {len(windows)} archived window(s) for event "

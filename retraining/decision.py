@@ -9,6 +9,7 @@ from typing import Literal
 
 from consumer.archive import count_labeled_rows
 from consumer.events import DriftEvent
+from consumer.labels.store import late_labels
 from models.registry import Registry
 from retraining.events import EventLike, parse_event
 from retraining.ledger import HandledLedger
@@ -139,7 +140,11 @@ def _decide(event: DriftEvent, settings: RetrainSettings, run_id: str) -> Decisi
     if cooldown is not None:
         return Decision("skip", cooldown)
     windows = training_windows(settings.artifact_root, event, settings.lookback_windows)
-    labeled = count_labeled_rows(windows, registry.metadata(event.model_version).label_column)
+    labeled = count_labeled_rows(
+        windows,
+        registry.metadata(event.model_version).label_column,
+        late_labels(settings.artifact_root, settings.labels_topic),
+    )
     if labeled < settings.min_labeled_rows:
         return Decision(
             "skip",

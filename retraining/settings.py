@@ -68,6 +68,10 @@ class RetrainSettings(RegistrySettings):
     seed: int = 7
     """Seed of the challenger's forest (env ``DRIFTLOOP_SEED``)."""
 
+    labels_topic: str = "labels"
+    """The labels topic whose stored late labels (``python -m consumer.labels``) label
+    archived rows that came without one (env ``DRIFTLOOP_LABELS_TOPIC``)."""
+
     @field_validator(
         "min_labeled_rows",
         "promotion_p_value",

@@ -42,6 +42,7 @@ def kafka_settings(kafka_broker: LocalBroker) -> KafkaSettings:
         drift_topic=f"drift-events-{suffix}",
         model_updates_topic=f"model-updates-{suffix}",
         dlq_topic=f"rows-dlq-{suffix}",
+        labels_topic=f"labels-{suffix}",
     )
     ensure_topics(
         settings.servers,
@@ -50,6 +51,7 @@ def kafka_settings(kafka_broker: LocalBroker) -> KafkaSettings:
             settings.drift_topic,
             settings.model_updates_topic,
             settings.dlq_topic,
+            settings.labels_topic,
         ],
     )
     return settings
@@ -66,6 +68,7 @@ def kafka_env(kafka_settings: KafkaSettings) -> dict[str, str]:
             "DRIFTLOOP_DRIFT_TOPIC": kafka_settings.drift_topic,
             "DRIFTLOOP_MODEL_UPDATES_TOPIC": kafka_settings.model_updates_topic,
             "DRIFTLOOP_DLQ_TOPIC": kafka_settings.dlq_topic,
+            "DRIFTLOOP_LABELS_TOPIC": kafka_settings.labels_topic,
         }
     )
     return env

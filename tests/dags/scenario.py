@@ -116,6 +116,7 @@ def write_archive(
                 values[first : last + 1],
                 [labels[o] if o % labeled_every == 0 else None for o in offsets],
                 iris.label_column,
+                seqs=offsets,  # row o is the producer's seq o
             )
         )
     archive.close()

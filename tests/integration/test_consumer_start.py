@@ -66,6 +66,7 @@ def test_the_consumer_ensures_its_topics_once(
             kafka_settings.drift_topic,
             kafka_settings.dlq_topic,
             kafka_settings.model_updates_topic,
+            kafka_settings.labels_topic,
         ]
     )
 
@@ -103,6 +104,7 @@ def test_a_normal_run_on_fresh_topics_logs_no_error_line(
         "DRIFTLOOP_DRIFT_TOPIC": f"drift-events-fresh-{suffix}",
         "DRIFTLOOP_MODEL_UPDATES_TOPIC": f"model-updates-fresh-{suffix}",
         "DRIFTLOOP_DLQ_TOPIC": f"rows-dlq-fresh-{suffix}",
+        "DRIFTLOOP_LABELS_TOPIC": f"labels-fresh-{suffix}",
     }
     log = tmp_path / "consumer.log"
     with open(log, "wb") as out:

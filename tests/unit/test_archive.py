@@ -19,6 +19,7 @@ from consumer.archive import (
     all_windows,
     archived_verdicts,
     archived_windows,
+    count_labeled_rows,
     read_labeled_rows,
     read_window,
     resolve_window,
@@ -370,3 +371,58 @@ def test_select_sliding_windows() -> None:
         75,
         *range(100, 300, 25),
     ]
+
+
+def test_seqs_are_archived_and_late_labels_join_rows_by_them(tmp_path: Path) -> None:
+    values = tricky_values(6)  # 10 rows
+    labels: list = [None] * 10
+    labels[0] = "setosa"
+    seqs = [500 + 3 * i for i in range(10)]
+    archive = WindowArchive(tmp_path)
+    archive.append(
+        event(0, 9), FEATURES, list(range(10)), [T0] * 10, values, labels, "target", seqs
+    )
+    archive.sync()
+    (window,) = archived_windows(tmp_path, "rows", "iris", 0)
+    assert read_window(window).seqs.tolist() == seqs  # type: ignore[union-attr]
+
+    # The archived label wins over a late one; a late label of another stream joins nothing.
+    late = {"iris": {500: "virginica", 503: "versicolor", 527: "setosa"}, "other": {506: "x"}}
+    rows = read_labeled_rows([window], FEATURES, "target", late)
+    assert rows.offsets.tolist() == [0, 1, 9]
+    assert rows.labels == ["setosa", "versicolor", "setosa"]
+    assert rows.features.tobytes() == values[[0, 1, 9]].tobytes()
+    assert count_labeled_rows([window], "target", late) == 3
+    assert count_labeled_rows([window], "target") == 1
+
+
+def test_records_without_seqs_read_as_before_and_join_no_late_label(tmp_path: Path) -> None:
+    archive = WindowArchive(tmp_path)
+    append(archive, 0, tricky_values(6), [None] * 10)
+    archive.sync()
+    (window,) = archived_windows(tmp_path, "rows", "iris", 0)
+    record = read_window(window)
+    assert record.seqs is None
+    assert b'"seqs"' not in record_bytes(window)
+    assert count_labeled_rows([window], "target", {"iris": dict.fromkeys(range(10), "a")}) == 0
+
+
+def record_bytes(window: ArchivedWindow) -> bytes:
+    assert window.position is not None
+    return window.path.read_bytes()[window.position : window.position + window.length]
+
+
+def test_seqs_must_match_the_rows(tmp_path: Path) -> None:
+    archive = WindowArchive(tmp_path)
+    with pytest.raises(ValueError, match="10 offsets and 9 seqs"):
+        archive.append(
+            event(0, 9),
+            FEATURES,
+            list(range(10)),
+            [T0] * 10,
+            tricky_values(6),
+            [None] * 10,
+            "target",
+            list(range(9)),
+        )
+    assert archived_windows(tmp_path, "rows", "iris", 0) == []

@@ -321,8 +321,15 @@ def test_topic_service_creates_every_topic() -> None:
         "DRIFTLOOP_DRIFT_TOPIC",
         "DRIFTLOOP_MODEL_UPDATES_TOPIC",
         "DRIFTLOOP_DLQ_TOPIC",
+        "DRIFTLOOP_LABELS_TOPIC",
     ]
-    assert [env[s] for s in topic_settings] == ["rows", "drift-events", "model-updates", "rows-dlq"]
+    assert [env[s] for s in topic_settings] == [
+        "rows",
+        "drift-events",
+        "model-updates",
+        "rows-dlq",
+        "labels",
+    ]
     topics_env = _environment(services["kafka-topics"])
     for setting in topic_settings:
         assert topics_env[setting] == env[setting]

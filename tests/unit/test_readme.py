@@ -14,6 +14,7 @@ ENTRY_POINTS = {
     "producer": ["--help"],
     "consumer": ["--help"],
     "consumer report": ["report", "--help"],
+    "consumer.labels": ["--help"],
     "report": ["--help"],
     "models": ["--help"],
     "data": ["--help"],
@@ -42,6 +43,7 @@ def test_every_flag_in_the_settings_table_is_taken(capsys: pytest.CaptureFixture
     flags = set(re.findall(r"\| `[A-Z_]+` \| `(--[a-z-]+)` \|", table))
     assert len(flags) > 10
     helps = help_text("consumer", capsys) + help_text("producer", capsys)
+    helps += help_text("consumer.labels", capsys)
     missing = sorted(flag for flag in flags if flag not in helps)
     assert missing == []
 

@@ -9,7 +9,9 @@ from pathlib import Path
 import pytest
 
 from consumer.events import DriftEvent
+from consumer.labels.store import LabelStore
 from data.dataset import Dataset
+from producer.messages import LabelMessage
 from retraining.decision import decide
 from retraining.ledger import HandledLedger
 from retraining.settings import RetrainSettings
@@ -101,6 +103,22 @@ def test_decide_skips_when_too_few_rows_are_labeled(root: Path, iris: Dataset) -
     )
     earlier = drift_event(TOPIC, 200, 249)  # 166 labeled rows from offset 100 on
     assert decide(earlier, settings, "run-1").action == "retrain"
+
+
+def test_decide_counts_the_labels_that_came_later(root: Path, iris: Dataset) -> None:
+    events = write_archive(root, TOPIC, iris, labeled_every=3)
+    # Offsets 200-599 are the windows decide counts (lookback 2 from offset 300).
+    late = [o for o in range(200, 600) if o % 3 and o % 2 == 0][:17]
+    store = LabelStore(root, "labels", fsync=False)
+    store.add(
+        (LabelMessage(stream="iris", seq=o, label=0, event_time=datetime.now(UTC)), 0, i, b"{}")
+        for i, o in enumerate(late)
+    )
+    store.close()
+    settings = RetrainSettings(artifact_root=root, min_labeled_rows=150, lookback_windows=2)
+    decision = decide(events[6], settings, "run-1")
+    assert decision.action == "retrain"
+    assert "150 labeled rows in 8 archived window(s)" in decision.reason
 
 
 def test_decide_rejects_a_malformed_event(settings: RetrainSettings) -> None:
