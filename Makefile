@@ -8,7 +8,7 @@ UV          := $(VENV)/bin/uv
 UV_VERSION  := 0.13.9
 STAMP       := $(VENV)/.installed
 
-.PHONY: setup demo demo-explore test test-unit lint typecheck broker-start broker-stop broker-status bench bench-loop bench-scale lock clean
+.PHONY: setup demo demo-explore test test-unit lint typecheck broker-start broker-stop broker-status bench bench-loop bench-scale bench-soak lock clean
 
 setup: $(STAMP) data/iris.csv
 
@@ -70,6 +70,11 @@ bench-loop: setup
 bench-scale: setup
 	$(PY) -m broker fetch
 	$(PY) -m bench.scale
+
+# One consumer over 10 million rows: resident memory and the archive every million rows.
+bench-soak: setup
+	$(PY) -m broker fetch
+	$(PY) -m bench.soak
 
 # Re-resolve requirements.lock after changing pyproject.toml's dependencies.
 lock:

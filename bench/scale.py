@@ -190,17 +190,26 @@ class ConsumerProcess:
     """One consumer process, logging to its own file, and what it logged.
 
     ``traced`` runs `TRACED_CONSUMER` instead of ``python -m consumer``: the same
-    consumer, with its start-up steps timed.
+    consumer, with its start-up steps timed. ``command``, when given, replaces
+    ``-m consumer``: the interpreter's arguments before the consumer's.
     """
 
-    def __init__(self, args: list[str], log: Path, env: dict[str, str], traced: bool) -> None:
+    def __init__(
+        self,
+        args: list[str],
+        log: Path,
+        env: dict[str, str],
+        traced: bool,
+        command: list[str] | None = None,
+    ) -> None:
         self.log = log
         self.spawned_at = time.time()
-        command = (
-            ["-c", TRACED_CONSUMER, f"{self.spawned_at:.6f}", DEFAULTS.ks_backend]
-            if traced
-            else ["-m", "consumer"]
-        )
+        if command is None:
+            command = (
+                ["-c", TRACED_CONSUMER, f"{self.spawned_at:.6f}", DEFAULTS.ks_backend]
+                if traced
+                else ["-m", "consumer"]
+            )
         with open(log, "ab") as out:
             self.process = subprocess.Popen(
                 [sys.executable, *command, *args],
@@ -345,7 +354,14 @@ class Setup:
         return root
 
     def consumer(
-        self, name: str, root: Path, topic: str, group: str, *extra: str, traced: bool = False
+        self,
+        name: str,
+        root: Path,
+        topic: str,
+        group: str,
+        *extra: str,
+        traced: bool = False,
+        command: list[str] | None = None,
     ) -> ConsumerProcess:
         args = [
             "--bootstrap-servers",
@@ -369,7 +385,7 @@ class Setup:
         # One log per process: a restarted consumer's lines are its own.
         n = len(self.children.consumers)
         log = self.tmp / "logs" / f"{n:02d}.{group}.{name}.log"
-        process = ConsumerProcess(args, log, self.env, traced)
+        process = ConsumerProcess(args, log, self.env, traced, command)
         self.children.consumers.append(process)
         return process
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -80,28 +81,36 @@ def encode_rows(iris_csv: Path, rows: int, seed: int = 7) -> Workload:
     ValueError
         If ``rows`` is below 2.
     """
+    values = list(encoded_rows(iris_csv, rows, seed))
+    return Workload(values=values, drift_from=rows // 2, seed=seed)
+
+
+def encoded_rows(iris_csv: Path, rows: int, seed: int = 7) -> Iterator[bytes]:
+    """The values of :func:`encode_rows`, one at a time: a topic of any length in little memory.
+
+    Raises
+    ------
+    ValueError
+        If ``rows`` is below 2 (when the first value is asked for).
+    """
     if rows < 2:
         raise ValueError(f"rows must be at least 2, got {rows}")
     dataset = load_dataset(iris_csv)
-    drift_from = rows // 2
-    values = [
-        RowMessage(
+    for row in replay(
+        dataset.features.to_numpy(),
+        dataset.labels.tolist(),
+        dataset.feature_names,
+        count=rows,
+        drift=DriftPlan(after=rows // 2),
+        seed=seed,
+    ):
+        yield RowMessage(
             stream=STREAM,
             seq=row.seq,
             event_time=START + row.seq * GAP,
             features=row.features,
             label=row.label,
         ).to_bytes()
-        for row in replay(
-            dataset.features.to_numpy(),
-            dataset.labels.tolist(),
-            dataset.feature_names,
-            count=rows,
-            drift=DriftPlan(after=drift_from),
-            seed=seed,
-        )
-    ]
-    return Workload(values=values, drift_from=drift_from, seed=seed)
 
 
 def load_topic(settings: KafkaSettings, workload: Workload) -> float:
@@ -115,6 +124,24 @@ def load_topic(settings: KafkaSettings, workload: Workload) -> float:
     -------
     float
         Seconds the load took.
+    """
+    return write_rows(settings, workload.values, workload.rows)
+
+
+def write_rows(settings: KafkaSettings, values: Iterable[bytes], rows: int) -> float:
+    """Create ``settings.rows_topic`` with one partition and write ``rows`` values to it.
+
+    As :func:`load_topic` does; ``values`` may be a generator (:func:`encoded_rows`).
+
+    Returns
+    -------
+    float
+        Seconds the load took.
+
+    Raises
+    ------
+    RuntimeError
+        If a send fails, or the topic does not end at offset ``rows`` afterwards.
     """
     ensure_topics(settings.servers, [settings.rows_topic], partitions=1)
     ensure_topics(
@@ -130,7 +157,7 @@ def load_topic(settings: KafkaSettings, workload: Workload) -> float:
         key = STREAM.encode()
         topic = settings.rows_topic
         send = producer.send
-        for value in workload.values:
+        for value in values:
             send(topic, key=key, value=value, partition=0).add_errback(failures.append)
         producer.flush()
     finally:
@@ -139,8 +166,8 @@ def load_topic(settings: KafkaSettings, workload: Workload) -> float:
     if failures:
         raise RuntimeError(f"loading {topic} failed: {failures[0]}") from failures[0]
     end = _end_offset(settings, topic)
-    if end != workload.rows:
-        raise RuntimeError(f"{topic} holds {end} rows after loading {workload.rows}")
+    if end != rows:
+        raise RuntimeError(f"{topic} holds {end} rows after loading {rows}")
     return elapsed
 
 
