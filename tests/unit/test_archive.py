@@ -253,7 +253,6 @@ def test_a_window_without_rows_is_archived_with_its_verdict(tmp_path: Path) -> N
 @pytest.mark.parametrize(
     ("values", "labels", "message"),
     [
-        (np.array([[1.0, np.nan]]), [1], "finite"),
         (np.array([[1.0, np.inf]]), [1], "finite"),
         (np.ones((2, 3)), [1, 1], r"shape \(2, 3\)"),
         (np.ones((2, 2)), [1], "one of each per row"),
