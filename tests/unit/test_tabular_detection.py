@@ -8,10 +8,10 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from scipy.stats import fisher_exact, ks_2samp, poisson
+from scipy.stats import chi2_contingency, fisher_exact, ks_2samp, poisson
 
 from consumer.alarms import KSAlarm
-from consumer.detection import make_detector
+from consumer.detection import chi2_counts, make_detector
 
 BACKENDS = ("fast", "alibi")
 
@@ -53,6 +53,22 @@ def test_chi_squared_p_values_are_alibis_chisquaredrift() -> None:
             np.testing.assert_array_equal(result.p_values, expected["p_val"])
             np.testing.assert_allclose(result.distances, expected["distance"], rtol=1e-6)
             assert result.is_drift == bool(expected["is_drift"])
+
+
+def test_chi2_counts_is_chi2_contingency_float_for_float() -> None:
+    """Tables of 2 to 6 cells (Yates' correction at one degree of freedom), with cells
+    only one sample holds: statistic and p-value equal to scipy's."""
+    rng = np.random.default_rng(12)
+    for _ in range(300):
+        k = int(rng.integers(2, 7))
+        ref = rng.integers(0, 60, size=k)
+        win = rng.integers(0, 15, size=int(rng.integers(1, k + 2)))
+        ref[0], win[0] = max(ref[0], 1), max(win[0], 1)
+        statistic, p, dof = chi2_counts(ref, win)
+        table = np.zeros((2, max(k, len(win))), dtype=np.int64)
+        table[0, :k], table[1, : len(win)] = ref, win
+        expected = chi2_contingency(table[:, table.sum(axis=0) > 0])
+        assert (statistic, p, dof) == (expected.statistic, expected.pvalue, expected.dof)
 
 
 def test_an_unseen_category_counts_as_a_change() -> None:
