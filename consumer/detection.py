@@ -213,10 +213,12 @@ def ks_sf(d: npt.NDArray[np.float64], en: float) -> npt.NDArray[np.float64]:
     memo = _SF_MEMO
     keys = [(float(v), en) for v in d]
     missing = list(dict.fromkeys(k for k in keys if k not in memo))
+    if missing and len(memo) + len(missing) > _SF_MEMO_MAX:
+        # Emptied before, not after, the lookup: every key asked for is then computed.
+        memo.clear()
+        missing = list(dict.fromkeys(keys))
     if missing:
         probs = np.clip(kstwo.sf(np.array([k[0] for k in missing]), en), 0, 1)
-        if len(memo) + len(missing) > _SF_MEMO_MAX:
-            memo.clear()
         memo.update(zip(missing, (float(p) for p in np.atleast_1d(probs)), strict=True))
     return np.array([memo[k] for k in keys], dtype=np.float64)
 

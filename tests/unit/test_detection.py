@@ -335,3 +335,16 @@ def test_fdr_matches_alibi(alibi: SimpleNamespace) -> None:
             assert threshold == np.asarray(alibi_threshold)[0]
         seen.add(is_drift)
     assert seen == {False, True}
+
+
+def test_ks_sf_answers_when_its_memo_fills_up(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A full memo is emptied and the values asked for are all computed: no key of the
+    call is lost (a long run met a KeyError here once the memo reached its size)."""
+    import consumer.detection as detection
+
+    monkeypatch.setattr(detection, "_SF_MEMO", {})
+    monkeypatch.setattr(detection, "_SF_MEMO_MAX", 4)
+    first = detection.ks_sf(np.array([0.1, 0.2, 0.3]), 40.0)
+    both = detection.ks_sf(np.array([0.1, 0.4, 0.5]), 40.0)
+    assert both[0] == first[0]
+    assert both.tolist() == detection.ks_sf(np.array([0.1, 0.4, 0.5]), 40.0).tolist()
