@@ -8,7 +8,11 @@ KSDrift's p-values), without Kafka:
   class mean and covariance, values rounded to 0.1 as in the data set) with a fresh
   150-row reference per stream; wine and breast cancer (scikit-learn's), with the
   reference and the stream drawn from the same rows ("same rows"), and with the
-  reference one half and the stream resampled from the other half ("halves");
+  reference one half and the stream resampled from the other half ("halves"); and a
+  mixed synthetic stream (a numeric feature missing 10% of its values, a skewed
+  4-category feature, a 2-category one missing 5%, a tied numeric one) with a fresh
+  300-row reference per stream, judged by the tabular path (chi-squared, missing
+  shares, the KS guard's robust p-values);
 - changes of one feature of the Iris-like stream from row 2,000: mean +0.25, +0.5,
   +1 and +3 SD, variance x1.5 and x2, and a bimodal mixture with the same mean
   and SD.
@@ -37,7 +41,7 @@ from scipy.stats import chi2
 
 from consumer.alarms import RankThresholds, StreamAlarm
 from consumer.calibration import CalibrationCache
-from consumer.detection import FastKS
+from consumer.detection import make_detector
 
 WINDOW = 50
 POLL = 500
@@ -68,16 +72,17 @@ def run_streams(
     budget: float,
     cache: CalibrationCache,
     seed: int = 0,
+    categorical: Sequence[int] = (),
 ) -> dict[str, Outcome]:
     """Feed ``stream`` to a fresh lane of each alarm in polls of ``POLL`` rows.
 
-    Tumbling windows of 50 rows are tested once by :class:`FastKS` (as the
-    consumer does) and the verdict goes to every alarm that judges the window. The
-    CPU time counted is each alarm's own (ranking and sums, or the KS rule), not
-    the KS test the consumer runs anyway.
+    Tumbling windows of 50 rows are tested once by the ``fast`` detector (as the
+    consumer does; ``categorical`` features by chi-squared) and the verdict goes to
+    every alarm that judges the window. The CPU time counted is each alarm's own
+    (ranking and sums, or the KS rule), not the test the consumer runs anyway.
     """
     d = stream.shape[1]
-    ks = FastKS(reference)
+    ks = make_detector(reference, categorical=categorical)
 
     def thresholds(n: int, features: int) -> RankThresholds:
         return cache.get(n, 5).thresholds(features, budget)
@@ -114,7 +119,9 @@ def run_streams(
                 firings["window-ks"].append(w + WINDOW - 1)
             for name in judging:
                 began = time.process_time()
-                firing = lanes[name].judge_window(result.distances, WINDOW, w, w + WINDOW - 1)
+                firing = lanes[name].judge_window(
+                    result.distances, WINDOW, w, w + WINDOW - 1, result.guard_p_values
+                )
                 cpu[name] += time.process_time() - began
                 if firing is not None:
                     firings[name].append(firing.offset)
@@ -195,10 +202,30 @@ CHANGES = (
 )
 
 
+MIXED_CATEGORICAL = (1, 2)
+"""The categorical features of :func:`mixed_rows`."""
+
+
+def mixed_rows(rng: np.random.Generator, n: int) -> np.ndarray:
+    """Rows of categorical codes and missing values (NaN): see the module docstring."""
+    x = np.column_stack(
+        [
+            rng.normal(size=n),
+            rng.choice(4, size=n, p=[0.5, 0.3, 0.15, 0.05]).astype(float),
+            rng.choice(2, size=n, p=[0.6, 0.4]).astype(float),
+            np.round(rng.normal(size=n), 1),
+        ]
+    )
+    x[rng.random(n) < 0.1, 0] = np.nan
+    x[rng.random(n) < 0.05, 2] = np.nan
+    return x
+
+
 def clean_streams(
     rows: int, streams: int, seed: int
-) -> Iterator[tuple[str, Callable[[], tuple[np.ndarray, np.ndarray]]]]:
-    """(name, make) per clean stream kind; ``make()`` gives (reference, stream)."""
+) -> Iterator[tuple[str, Callable[[], tuple[np.ndarray, np.ndarray]], tuple[int, ...]]]:
+    """(name, make, categorical) per clean stream kind; ``make()`` gives (reference,
+    stream), ``categorical`` the indices of its categorical features."""
     from sklearn.datasets import load_breast_cancer, load_wine
 
     rng = np.random.default_rng(seed)
@@ -208,7 +235,12 @@ def clean_streams(
     def synthetic() -> tuple[np.ndarray, np.ndarray]:
         return iris.rows(rng, 150), iris.rows(rng, per)
 
-    yield "Iris-like synthetic", synthetic
+    yield "Iris-like synthetic", synthetic, ()
+
+    def mixed() -> tuple[np.ndarray, np.ndarray]:
+        return mixed_rows(rng, 300), mixed_rows(rng, per)
+
+    yield "mixed synthetic (categories, missing values)", mixed, MIXED_CATEGORICAL
     for name, loader in (("wine", load_wine), ("breast cancer", load_breast_cancer)):
         x = np.asarray(loader().data, dtype=np.float64)
 
@@ -220,8 +252,8 @@ def clean_streams(
             a, b = x[order[: x.shape[0] // 2]], x[order[x.shape[0] // 2 :]]
             return a, b[rng.integers(0, b.shape[0], size=per)]
 
-        yield f"{name}, same rows", same
-        yield f"{name}, halves", halves
+        yield f"{name}, same rows", same, ()
+        yield f"{name}, halves", halves, ()
 
 
 # --------------------------------------------------------------------------- measuring
@@ -244,14 +276,16 @@ def false_alarms(
 ) -> list[str]:
     """One table row per alarm and clean stream kind; every alarm sees the same streams."""
     lines = []
-    for name, make in clean_streams(rows, streams, seed):
+    for name, make, categorical in clean_streams(rows, streams, seed):
         began = time.monotonic()
         count = dict.fromkeys(alarms, 0)
         cpu = dict.fromkeys(alarms, 0.0)
         total, cells = 0, 0
         for s in range(streams):
             reference, stream = make()
-            outcomes = run_streams(alarms, reference, stream, budget, cache, seed=s)
+            outcomes = run_streams(
+                alarms, reference, stream, budget, cache, seed=s, categorical=categorical
+            )
             for alarm, out in outcomes.items():
                 count[alarm] += len(out.firings)
                 cpu[alarm] += out.cpu_seconds

@@ -9,18 +9,24 @@ rows pass on average per false alarm.
     budget implies: ``step / false_alarm_rows`` over the features (Bonferroni) and
     over `KS_SAFETY`, one test per ``step`` rows (a window closed early on time
     advanced fewer rows, and gets their share). The p-value is taken with the
-    reference counted twice (see :func:`robust_ks_p_values`), so that a finite
-    reference whose sampling error differs from the production population's does
-    not eat the budget.
+    reference counted twice (see :func:`consumer.detection.robust_ks_p_values`), so
+    that a finite reference whose sampling error differs from the production
+    population's does not eat the budget. A categorical feature's chi-squared test
+    and a missing-share test are taken the same way (the detector's
+    ``guard_p_values``, see `consumer.detection`).
 ``rank`` (the default)
     A sequential test on every row. The first ``warmup_rows`` rows of a stream (after
     a start or a new champion) form its baseline; meanwhile the ``ks`` rule guards
     against a stream that is drifted from the start. Every later value is ranked
     among its feature's baseline, ties broken at random, which makes its rank
     exactly uniform on a clean stream whatever the data: ties, discrete values,
-    any distribution. Polynomial scores of the rank (`SCORES`) sum up, over
-    several window lengths (`SCAN`), changes of location (degree 1), scale (degrees
-    2 and 4 as one score) and shape (degrees 3 to 6 together). Every ``every`` rows
+    any distribution. A categorical feature's codes are ranked like numbers (ties
+    broken at random, its ranks are uniform too; an unseen category ranks above every
+    baseline value), and a missing value (NaN) ranks below every value, so a change
+    of a feature's missing share moves its ranks. Polynomial scores of the rank
+    (`SCORES`) sum up, over several window lengths (`SCAN`), changes of location
+    (degree 1), scale (degrees 2 and 4 as one score) and shape (degrees 3 to 6
+    together). Every ``every`` rows
     each sum is standardized by its exact null standard deviation
     (:func:`null_sd`), a skewed score's sum is put on the normal scale
     (:func:`normal_scale`), and the alarm fires when the largest ``|z|`` passes the
@@ -43,7 +49,7 @@ import numpy as np
 import numpy.typing as npt
 from scipy.special import gammaincc, ndtri_exp
 
-from consumer.detection import ks_sf
+from consumer.detection import robust_ks_p_values
 
 AlarmName = Literal["rank", "ks"]
 
@@ -264,23 +270,6 @@ def tie_break(offsets: npt.NDArray[np.int64], n_features: int, seed: int) -> np.
     return (mixed >> np.uint64(11)).astype(np.float64) / float(1 << 53)
 
 
-def robust_ks_p_values(
-    distances: npt.NDArray[np.floating], n_reference: int, n_window: int
-) -> npt.NDArray[np.float64]:
-    """Two-sided KS p-values with the reference counted twice.
-
-    The reference is a finite sample; the production population may differ from
-    it by a sample's worth of error without any drift (the model was trained on
-    that sample). The statistic then spreads as if the window were compared with
-    a sample of half the reference's size, ``1 / en = 2 / n_ref + 1 / n_win``.
-
-    >>> robust_ks_p_values(np.array([0.1, 0.5]), 150, 50).round(4).tolist()
-    [0.8961, 0.0]
-    """
-    en = 1.0 / (2.0 / n_reference + 1.0 / n_window)
-    return ks_sf(np.asarray(distances, dtype=np.float64), float(np.round(en)))
-
-
 @dataclass(frozen=True)
 class Firing:
     """One alarm: where, on what, and how strong.
@@ -376,10 +365,22 @@ class KSAlarm:
         return advanced / self.false_alarm_rows / self.n_features / KS_SAFETY
 
     def judge(
-        self, distances: npt.NDArray[np.floating], n_window: int, last_offset: int
+        self,
+        distances: npt.NDArray[np.floating],
+        n_window: int,
+        last_offset: int,
+        p_values: npt.NDArray[np.floating] | None = None,
     ) -> Firing | None:
-        """The alarm for a window of ``n_window`` rows with these KS distances, or None."""
-        p = robust_ks_p_values(distances, self.n_reference, n_window)
+        """The alarm for a window of ``n_window`` rows with these KS distances, or None.
+
+        ``p_values``, when given, are the window's per-feature p-values with the
+        reference counted twice (the detector's ``guard_p_values``: categorical
+        features, missing values), judged in place of the distances'.
+        """
+        if p_values is None:
+            p = robust_ks_p_values(distances, self.n_reference, n_window)
+        else:
+            p = np.asarray(p_values, dtype=np.float64)
         level = self.level if n_window >= self.step else self.level_for(n_window)
         below = np.flatnonzero(p < level)
         if below.size == 0:
@@ -514,7 +515,7 @@ class RankAlarm:
         Parameters
         ----------
         values : array_like
-            Shape (rows, n_features), finite.
+            Shape (rows, n_features); NaN for a missing value.
         offsets : array_like
             The rows' offsets, increasing (they seed the tie-breaking).
         """
@@ -525,6 +526,10 @@ class RankAlarm:
                 f"values must have shape (rows, {self.n_features}) with one offset per row, "
                 f"got {x.shape} and {pos.shape}"
             )
+        missing = np.isnan(x)
+        if missing.any():
+            # Below every value: a missing value's rank is 0 plus its ties' random share.
+            x = np.where(missing, -np.inf, x)
         if self._baseline is None:
             take = min(self.warmup_rows - self._n_collected, x.shape[0])
             if take:
@@ -720,8 +725,9 @@ class StreamAlarm:
         n_window: int,
         first_offset: int,
         last_offset: int,
+        p_values: npt.NDArray[np.floating] | None = None,
     ) -> Firing | None:
-        """The KS rule on a closed window, where it applies; else None."""
+        """The KS rule on a closed window, where it applies; else None (see `KSAlarm.judge`)."""
         if not self.judges_window(first_offset):
             return None
-        return self.ks.judge(distances, n_window, last_offset)
+        return self.ks.judge(distances, n_window, last_offset, p_values)

@@ -7,8 +7,11 @@ Layout under ``<root>/archive/<topic>/<stream>/<partition>/``:
 
       head (36 bytes, little-endian): magic b"DLW1", payload length, payload crc32,
                                       first offset, last offset, rows, head crc32
-      payload: a JSON line (feature names, label column, part sizes), then the
-               offsets (int64), the values (float64, row-major), the event times
+      payload: a JSON line (feature names, label column, part sizes and, for a
+               model with categorical features, ``categories``: each one's strings
+               by code, as far as the window's codes go), then the
+               offsets (int64), the values (float64, row-major; a categorical
+               feature's codes, NaN where a value is missing), the event times
                (JSON array of ISO 8601 text), the labels (JSON array of text or
                null) and the verdict (the DriftEvent's JSON); then, where the JSON
                line has ``"seqs"`` (its byte size), each row's RowMessage seq (int64),
@@ -27,7 +30,11 @@ Layout under ``<root>/archive/<topic>/<stream>/<partition>/``:
   per-window layout of earlier versions), still read, never written.
 
 Values are kept as float64 bits and labels as the text the csv module would read
-back, so a reader gets exactly what the per-window files gave.
+back, so a reader gets exactly what the per-window files gave. Codes mean nothing
+outside their record (another consumer, or another champion, numbers categories its
+own way), so readers turn them back into strings with the record's ``categories``
+(:meth:`WindowRecord.cells`, :func:`read_labeled_rows`); a record without them is all
+numeric.
 """
 
 from __future__ import annotations
@@ -42,7 +49,7 @@ import struct
 import time
 import zlib
 from collections.abc import Iterable, Iterator, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 from typing import IO, Any
@@ -53,6 +60,7 @@ from pydantic_core import to_json
 
 from consumer.events import DriftEvent
 from data.durable import fsync_dir
+from data.encoding import decode_column
 
 logger = logging.getLogger(__name__)
 
@@ -201,6 +209,9 @@ class WindowRecord:
     seqs : numpy.ndarray or None
         int64 RowMessage ``seq`` of each row (the row id late labels name); None for
         records written before seqs were archived, and per-window files.
+    categories : dict of str to list of str
+        Each categorical feature's strings by code (its ``values`` are codes); empty
+        for an all-numeric window and for records written before categories.
     """
 
     offsets: np.ndarray
@@ -211,6 +222,25 @@ class WindowRecord:
     label_column: str
     verdict: bytes | None
     seqs: np.ndarray | None = None
+    categories: dict[str, list[str]] = field(default_factory=dict)
+
+    def cells(self, name: str) -> list[float | str | None]:
+        """One feature's values: numbers (NaN where missing), or strings (None) if categorical.
+
+        Raises
+        ------
+        ArchiveError
+            If the window lacks the feature or holds a code its categories lack.
+        """
+        if name not in self.feature_names:
+            raise ArchiveError(f"archived window lacks column {name}")
+        column = self.values[:, self.feature_names.index(name)]
+        if name not in self.categories:
+            return column.tolist()
+        try:
+            return list(decode_column(column, self.categories[name]))
+        except ValueError as err:
+            raise ArchiveError(f"archived window: feature {name!r}: {err}") from err
 
 
 # --------------------------------------------------------------------------- writing
@@ -271,6 +301,7 @@ def encode_record(
     label_column: str,
     verdict: bytes,
     seqs: Sequence[int] | None = None,
+    categories: Mapping[str, Sequence[str]] | None = None,
 ) -> bytes:
     """One window's record (head and payload), as a segment holds it.
 
@@ -280,7 +311,8 @@ def encode_record(
     Raises
     ------
     ValueError
-        If the columns disagree in length or a value is not finite.
+        If the columns disagree in length, a value is infinite, or a categorical
+        feature's value is not a code of its categories.
     """
     values = np.ascontiguousarray(values, dtype="<f8")
     if values.shape != (len(offsets), len(feature_names)):
@@ -293,8 +325,8 @@ def encode_record(
             f"{len(offsets)} offsets, {len(event_times)} event times and {len(labels)} "
             "labels: one of each per row"
         )
-    if not np.isfinite(values).all():
-        raise ValueError("values must be finite")
+    if np.isinf(values).any():
+        raise ValueError("values must not be infinite (NaN marks a missing one)")
     if seqs is not None and len(seqs) != len(offsets):
         raise ValueError(f"{len(offsets)} offsets and {len(seqs)} seqs: one of each per row")
     seq_bytes = b"" if seqs is None else np.asarray(seqs, dtype="<i8").tobytes()
@@ -308,12 +340,32 @@ def encode_record(
     }
     if seqs is not None:
         head["seqs"] = len(seq_bytes)
+    if categories:
+        head["categories"] = _used_categories(feature_names, values, categories)
     meta = json.dumps(head, separators=(",", ":")).encode()
     offset_bytes = np.asarray(offsets, dtype="<i8").tobytes()
     payload = b"".join(
         (meta, b"\n", offset_bytes, values.tobytes(), times, texts, verdict, seq_bytes)
     )
     return _head(payload, first_offset, last_offset, len(offsets)) + payload
+
+
+def _used_categories(
+    feature_names: Sequence[str], values: np.ndarray, categories: Mapping[str, Sequence[str]]
+) -> dict[str, list[str]]:
+    """Each categorical feature's strings for the codes up to the window's largest."""
+    out: dict[str, list[str]] = {}
+    for name, strings in categories.items():
+        if name not in feature_names:
+            raise ValueError(f"categories names {name!r}, which is not a feature of the window")
+        codes = values[:, list(feature_names).index(name)]
+        codes = codes[~np.isnan(codes)]
+        if codes.size and not (
+            (codes == np.floor(codes)).all() and codes.min() >= 0 and codes.max() < len(strings)
+        ):
+            raise ValueError(f"feature {name!r} holds values that are not codes of its categories")
+        out[name] = list(strings[: int(codes.max()) + 1]) if codes.size else []
+    return out
 
 
 class WindowArchive:
@@ -402,6 +454,7 @@ class WindowArchive:
         labels: Sequence[int | str | None],
         label_column: str,
         seqs: Sequence[int] | None = None,
+        categories: Mapping[str, Sequence[str]] | None = None,
     ) -> DriftEvent:
         """Append a window's rows and verdict to its partition's open segment.
 
@@ -417,11 +470,15 @@ class WindowArchive:
             Per row: its offset, its event time (timezone-aware) and its label
             (``None`` for an unlabeled row).
         values : numpy.ndarray
-            Finite feature values, shape ``(rows, len(feature_names))``.
+            Feature values, shape ``(rows, len(feature_names))``: numbers, codes of
+            the categorical features, NaN where a value is missing; no infinity.
         label_column : str
             Name of the label column.
         seqs : sequence of int, optional
             Each row's RowMessage ``seq``, by which late labels join it.
+        categories : mapping of str to sequence of str, optional
+            The categorical features' strings by code; the record keeps those of the
+            codes it uses, so a reader gets the strings back.
 
         Returns
         -------
@@ -432,13 +489,24 @@ class WindowArchive:
         Raises
         ------
         ValueError
-            If the columns disagree in length, a value is not finite or there is no row.
+            If the columns disagree in length, a value is infinite, a code is not one of
+            its categories' or there is no row.
         """
         window = event.window
         directory = self.directory_for(window.topic, event.stream, window.partition)
         # Checked before a segment is begun: refused rows leave nothing behind.
         encode_record(
-            0, 0, feature_names, offsets, event_times, values, labels, label_column, b"", seqs
+            0,
+            0,
+            feature_names,
+            offsets,
+            event_times,
+            values,
+            labels,
+            label_column,
+            b"",
+            seqs,
+            categories,
         )
         segment = self._segment(directory, window.first_offset)
         name = f"{segment.path.as_posix()}#{window_id(window.first_offset, window.last_offset)}"
@@ -454,6 +522,7 @@ class WindowArchive:
             label_column,
             archived.to_bytes(),
             seqs,
+            categories,
         )
         try:
             segment.handle.write(record)
@@ -941,6 +1010,9 @@ def _record(window: ArchivedWindow, reader: _Reader) -> WindowRecord:
             label_column=parts.meta["label_column"],
             verdict=parts.verdict,
             seqs=parts.seqs,
+            categories={
+                str(k): [str(v) for v in vs] for k, vs in parts.meta.get("categories", {}).items()
+            },
         )
     return _read_window_file(window.path)
 
@@ -1009,11 +1081,16 @@ class LabeledRows:
     partitions, offsets : numpy.ndarray
         int64 partition and offset of each row; the pairs are unique.
     features : numpy.ndarray
-        float64, shape ``(rows, len(feature_names))``.
+        Shape ``(rows, len(feature_names))``: float64 (NaN where missing) when every
+        feature is numeric; with ``categorical`` features, an object array of floats
+        for the numeric ones and strings (None where missing) for the categorical.
     labels : list of str
         Labels as written in the archive.
     feature_names : list of str
         Column order of ``features``.
+    categorical : tuple of str
+        The features whose values are strings: those the windows' records name as
+        categorical.
     """
 
     partitions: np.ndarray
@@ -1021,6 +1098,7 @@ class LabeledRows:
     features: np.ndarray
     labels: list[str]
     feature_names: list[str]
+    categorical: tuple[str, ...] = ()
 
     def __len__(self) -> int:
         return len(self.labels)
@@ -1046,14 +1124,14 @@ def read_labeled_rows(
     # Rows are gathered as arrays and placed by index: a Python list per row would
     # cost several times the reading (the garbage collector walks every one).
     first_seen: dict[tuple[int, int], int] = {}
-    chunks: list[np.ndarray] = []
+    chunks: list[tuple[np.ndarray, dict[str, list[str]]]] = []
     labels: list[str] = []
     times: list[str] = []
-    for window, offsets, values, window_labels, window_times in _labeled(
+    for window, offsets, values, window_labels, window_times, categories in _labeled(
         windows, feature_names, label_column, late
     ):
         base = len(labels)
-        chunks.append(values)
+        chunks.append((values, categories))
         labels += window_labels
         times += window_times
         for i, offset in enumerate(offsets):
@@ -1061,14 +1139,40 @@ def read_labeled_rows(
     order = sorted(first_seen.items(), key=lambda item: (_event_time(times[item[1]]), item[0]))
     rows = np.array([index for _, index in order], dtype=np.int64)
     width = len(feature_names)
-    features = np.concatenate(chunks) if chunks else np.empty((0, width))
+    named = {name for _, categories in chunks for name in categories}
+    categorical = tuple(name for name in feature_names if name in named)
+    if categorical:
+        # Codes are a record's own: each window's are turned into strings by its record.
+        parts = [_as_cells(values, feature_names, categories) for values, categories in chunks]
+        table = np.concatenate(parts) if parts else np.empty((0, width), dtype=object)
+        features = table[rows].reshape(len(rows), width)
+    else:
+        numbers = np.concatenate([v for v, _ in chunks]) if chunks else np.empty((0, width))
+        features = np.ascontiguousarray(numbers[rows].reshape(len(rows), width), dtype=np.float64)
     return LabeledRows(
         partitions=np.array([key[0] for key, _ in order], dtype=np.int64),
         offsets=np.array([key[1] for key, _ in order], dtype=np.int64),
-        features=np.ascontiguousarray(features[rows].reshape(len(rows), width), dtype=np.float64),
+        features=features,
         labels=[labels[i] for i in rows.tolist()],
         feature_names=list(feature_names),
+        categorical=categorical,
     )
+
+
+def _as_cells(
+    values: np.ndarray, feature_names: Sequence[str], categories: dict[str, list[str]]
+) -> np.ndarray:
+    """A window's values as an object array, its categorical features' codes as strings."""
+    out = np.empty(values.shape, dtype=object)
+    for j, name in enumerate(feature_names):
+        if name in categories:
+            try:
+                out[:, j] = decode_column(values[:, j], categories[name])
+            except ValueError as err:
+                raise ArchiveError(f"archived window: feature {name!r}: {err}") from err
+        else:
+            out[:, j] = values[:, j].tolist()
+    return out
 
 
 def count_labeled_rows(
@@ -1084,7 +1188,7 @@ def count_labeled_rows(
         If a window lacks the label column or holds a malformed offset.
     """
     rows: set[tuple[int, int]] = set()
-    for window, offsets, _, _, _ in _labeled(windows, (), label_column, late):
+    for window, offsets, _, _, _, _ in _labeled(windows, (), label_column, late):
         rows.update((window.partition, offset) for offset in offsets)
     return len(rows)
 
@@ -1108,8 +1212,11 @@ def _labeled(
     feature_names: Sequence[str],
     label_column: str,
     late: LateLabels | None = None,
-) -> Iterator[tuple[ArchivedWindow, list[int], np.ndarray, list[str], list[str]]]:
-    """Per window: the offsets, chosen feature values, labels and times of its labeled rows."""
+) -> Iterator[
+    tuple[ArchivedWindow, list[int], np.ndarray, list[str], list[str], dict[str, list[str]]]
+]:
+    """Per window: the offsets, chosen feature values, labels and times of its labeled rows,
+    and the categories of the chosen features that are categorical."""
     reader = _Reader()
     for window in windows:
         record = _record(window, reader)
@@ -1128,6 +1235,7 @@ def _labeled(
             values,
             [labels[i] for i in keep],
             [record.event_times[i] for i in keep],
+            {name: record.categories[name] for name in feature_names if name in record.categories},
         )
 
 

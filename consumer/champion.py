@@ -29,7 +29,8 @@ class Champion:
     """The model windows are judged for: its estimator, reference data and KS detector.
 
     Its decoder takes rows with the version's features and labels among the
-    estimator's classes (`model_classes`).
+    estimator's classes (`model_classes`), and codes the categorical features'
+    strings by the version's ``categories``; its detector tests those by chi-squared.
 
     Parameters
     ----------
@@ -47,12 +48,15 @@ class Champion:
     def __init__(self, loaded: LoadedModel, settings: ConsumerSettings) -> None:
         self.loaded = loaded
         self.metadata = loaded.metadata
-        self.decoder = RowDecoder(loaded.metadata.feature_names, classes=model_classes(loaded))
+        names = loaded.metadata.feature_names
+        categories = loaded.metadata.categories
+        self.decoder = RowDecoder(names, classes=model_classes(loaded), categories=categories)
         self.detector = make_detector(
             loaded.reference,
             p_val=settings.p_val,
             correction=settings.correction,
             backend=settings.ks_backend,
+            categorical=[names.index(name) for name in categories],
         )
         self.predict_labels = label_predictor(loaded.estimator, loaded.reference)
         """The estimator's ``predict``, or an equal and cheaper one; see `label_predictor`."""

@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from operator import itemgetter
 from typing import Any, Literal
 
-from pydantic import Json, TypeAdapter, ValidationError
+from pydantic import Json, StrictFloat, TypeAdapter, ValidationError
 
 from producer.messages import SCHEMA_VERSION, LabelMessage, RowMessage
 
@@ -38,8 +38,25 @@ and even in four-byte characters the detail fits the dead letter's 1000-byte hea
 _SHOWN = 10
 """Most names (features, classes) a detail lists."""
 
+UNSEEN_CATEGORIES_MAX = 10_000
+"""Most categories unseen in the reference a decoder gives codes of their own, per feature;
+later ones share the code of :data:`OTHER_CATEGORY`, so that a stream of ever new strings
+(ids sent as a category) cannot grow the consumer's memory without bound."""
+
+OTHER_CATEGORY = "<other unseen categories>"
+"""The category string archived for the unseen categories past :data:`UNSEEN_CATEGORIES_MAX`."""
+
+
+class _NumericRow(RowMessage):
+    """A RowMessage whose features are all numeric: the schema refuses a string at once."""
+
+    features: dict[str, StrictFloat | None]  # type: ignore[assignment]
+
+
 _MESSAGES: TypeAdapter[list[RowMessage]] = TypeAdapter(list[Json[RowMessage]])
 """Parses a list of wire values, each on its own, in one call."""
+_NUMERIC_MESSAGES: TypeAdapter[list[_NumericRow]] = TypeAdapter(list[Json[_NumericRow]])
+"""The same, for a champion without categorical features."""
 
 
 class MalformedRowError(ValueError):
@@ -59,8 +76,11 @@ class MalformedRowError(ValueError):
 class RowDecoder:
     """Parses and checks rows against the champion's feature set and classes.
 
-    A decoded row's features are exactly ``feature_names``, finite floats, and its
-    label is None (an unlabeled row) or one of ``classes``. Labels match by type
+    A decoded row's features are exactly ``feature_names``: finite floats for the
+    numeric features, strings for the ``categories``' features, None (JSON null) for a
+    missing value of either; its label is None (an unlabeled row) or one of
+    ``classes``. A string for a numeric feature, or a number for a categorical one,
+    is ``invalid-field``; ``NaN`` and ``Infinity`` are ``non-finite-value``. Labels match by type
     and value: an integer class takes a JSON integer (or a number with no fractional
     part, ``1.0``), a string class the same string exactly (case and spaces count).
     ``"1"`` is not the integer class 1, ``1`` is not the string class ``"1"``, and
@@ -73,6 +93,11 @@ class RowDecoder:
     classes
         The labels the champion knows (its estimator's ``classes_``): integers or
         strings, at least one.
+    categories
+        The categorical features' category lists (the version's ``categories``): a
+        string's code in :meth:`values` is its position. A string not in its list gets
+        the next free code, kept for as long as the decoder lives (see
+        :attr:`categories`).
 
     Raises
     ------
@@ -99,9 +124,27 @@ class RowDecoder:
     ... except MalformedRowError as err:
     ...     print(err.reason, "-", err.detail)
     unknown-label - label 'setosa' (str) is not one of the model's 3 classes (int): 0, 1, 2
+
+    A categorical feature's string becomes its code, an unseen one the next code, a
+    null NaN:
+
+    >>> decoder = RowDecoder(["c", "n"], classes=[0], categories={"c": ["x", "y"]})
+    >>> rows = decoder.decode_all([b'{"schema_version": 1, "stream": "s", "seq": 0,'
+    ...     b' "event_time": "2026-01-01T00:00:00Z", "features": {"c": "z", "n": null}}',
+    ...     b'{"schema_version": 1, "stream": "s", "seq": 1,'
+    ...     b' "event_time": "2026-01-01T00:00:00Z", "features": {"c": 1, "n": 2}}'])
+    >>> decoder.values(rows[0]), decoder.categories["c"]
+    ((2.0, None), ['x', 'y', 'z'])
+    >>> print(rows[1].reason, "-", rows[1].detail)
+    invalid-field - features.c: categorical, takes a string or null, got 1.0
     """
 
-    def __init__(self, feature_names: Sequence[str], classes: Sequence[int | str]) -> None:
+    def __init__(
+        self,
+        feature_names: Sequence[str],
+        classes: Sequence[int | str],
+        categories: Mapping[str, Sequence[str]] | None = None,
+    ) -> None:
         if not feature_names:
             raise ValueError("feature_names must name at least one feature")
         if not classes:
@@ -109,7 +152,26 @@ class RowDecoder:
         odd = [c for c in classes if isinstance(c, bool) or not isinstance(c, int | str)]
         if odd:
             raise ValueError(f"classes must be integers or strings, got {odd[0]!r}")
+        categories = dict(categories or {})
+        unknown = sorted(set(categories) - set(feature_names))
+        if unknown:
+            raise ValueError(f"categories name features that are not in feature_names: {unknown}")
         self.feature_names = tuple(feature_names)
+        self.categories: dict[str, list[str]] = {
+            name: list(categories[name]) for name in self.feature_names if name in categories
+        }
+        """Each categorical feature's strings by code: the champion's, then the unseen ones
+        in the order they came. Append-only: a code, once given, keeps its string."""
+        self._codes = {
+            name: {value: float(code) for code, value in enumerate(strings)}
+            for name, strings in self.categories.items()
+        }
+        self._unseen_room = dict.fromkeys(self.categories, UNSEEN_CATEGORIES_MAX)
+        self._slots = [
+            (i, name) for i, name in enumerate(self.feature_names) if name in self.categories
+        ]
+        self._messages = _MESSAGES if self.categories else _NUMERIC_MESSAGES
+        self._message_type: type[RowMessage] = RowMessage if self.categories else _NumericRow
         self.classes = tuple(dict.fromkeys(classes))
         """The champion's classes, each once, in the order given."""
         self._expected = frozenset(feature_names)
@@ -118,7 +180,7 @@ class RowDecoder:
         self._class_types = "/".join(sorted({type(c).__name__ for c in self.classes}))
         # itemgetter of one name returns the bare value, of several a tuple.
         pick = itemgetter(*self.feature_names)
-        self._in_order: Callable[[dict[str, float]], tuple[float, ...]] = (
+        self._in_order: Callable[[dict[str, Any]], tuple[Any, ...]] = (
             pick if len(self.feature_names) > 1 else lambda features: (pick(features),)
         )
 
@@ -146,7 +208,7 @@ class RowDecoder:
         wire = [value for value in values if value is not None]
         if len(wire) == len(values):
             try:
-                messages = _MESSAGES.validate_python(wire)
+                messages = self._messages.validate_python(wire)
                 return [self._problem(message) or message for message in messages]
             except Exception:
                 pass  # some row is malformed: row by row, each gets its own reason
@@ -156,7 +218,7 @@ class RowDecoder:
         if value is None:
             raise MalformedRowError("not-json", "empty message (tombstone)")
         try:
-            message = RowMessage.from_bytes(value)
+            message = self._message_type.model_validate_json(value)
         except ValidationError as err:
             raise self._classify(err) from err
         problem = self._problem(message)
@@ -182,6 +244,10 @@ class RowDecoder:
             parts = [f"missing {_listing(missing)}"] if missing else []
             parts += [f"unexpected {_listing(extra)}"] if extra else []
             return MalformedRowError("wrong-feature-set", "; ".join(parts))
+        if self._slots:
+            kind = self._wrong_kind(message.features)
+            if kind is not None:
+                return kind
         label = message.label
         if label is not None and label not in self._known:
             return self._unknown_label(label)
@@ -195,9 +261,62 @@ class RowDecoder:
             f"{_listing(map(repr, self.classes), ', ')}",
         )
 
-    def values(self, message: RowMessage) -> tuple[float, ...]:
-        """The message's feature values in the champion's feature order."""
-        return self._in_order(message.features)
+    def _wrong_kind(self, features: dict[str, Any]) -> MalformedRowError | None:
+        """A numeric feature given a string, or a categorical one a number."""
+        for name, value in features.items():
+            if value is None:
+                continue
+            if name in self._codes:
+                if not isinstance(value, str):
+                    return MalformedRowError(
+                        "invalid-field",
+                        f"features.{_short(name, 40)}: categorical, takes a string or null, "
+                        f"got {_short(repr(value), 40)}",
+                    )
+            elif isinstance(value, str):
+                return MalformedRowError(
+                    "invalid-field",
+                    f"features.{_short(name, 40)}: numeric, takes a number or null, "
+                    f"got {_short(repr(value), 40)}",
+                )
+        return None
+
+    def values(self, message: RowMessage) -> tuple[float | None, ...]:
+        """The message's feature values in the champion's feature order, categories as codes.
+
+        None stands for a missing value (a float64 array built from the values holds
+        NaN there). An unseen category gets the next code of its feature.
+        """
+        values = self._in_order(message.features)
+        if not self._slots:
+            return values
+        out = list(values)
+        for i, name in self._slots:
+            value = out[i]
+            if value is not None:
+                code = self._codes[name].get(value)
+                out[i] = self._unseen(name, value) if code is None else code
+        return tuple(out)
+
+    def _unseen(self, name: str, value: str) -> float:
+        """The code of a category the champion's reference lacks: the next free one."""
+        codes, strings = self._codes[name], self.categories[name]
+        if self._unseen_room[name] == 0:
+            value = OTHER_CATEGORY
+            if value in codes:
+                return codes[value]
+            logger.warning(
+                "feature=%s has sent %d categories unseen in the reference; "
+                "later ones share one code (%s)",
+                name,
+                UNSEEN_CATEGORIES_MAX,
+                OTHER_CATEGORY,
+            )
+        else:
+            self._unseen_room[name] -= 1
+        code = codes[value] = float(len(strings))
+        strings.append(value)
+        return code
 
     def _classify(self, err: ValidationError) -> MalformedRowError:
         first = err.errors(include_url=False)[0]
@@ -217,7 +336,21 @@ class RowDecoder:
             # A label of no class's type (a float, a boolean, a list...) is foreign too.
             return self._unknown_label(first.get("input"))
         if kind == "finite_number":
+            where = ".".join(str(part) for part in loc[:2])
             return MalformedRowError("non-finite-value", f"{where} is {first.get('input')}")
+        if len(loc) >= 2 and loc[0] == "features":
+            name = str(loc[1])
+            takes = (
+                "categorical, takes a string or null"
+                if name in self._codes
+                else "numeric, takes a number or null"
+                if name in self._expected
+                else "takes a number, a string or null"
+            )
+            return MalformedRowError(
+                "invalid-field",
+                f"features.{_short(name, 40)}: {takes}, got {_short(repr(first.get('input')), 40)}",
+            )
         return MalformedRowError("invalid-field", f"{where}: {first['msg']}")
 
 

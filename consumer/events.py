@@ -24,12 +24,13 @@ if TYPE_CHECKING:
     from producer.messages import RowMessage
 
 SCHEMA_VERSION: Literal[1] = 1
-SCHEMA_MINOR = 1
-"""Additions to version 1 that old readers may ignore: 1 adds ``alarm`` and ``episode``.
+SCHEMA_MINOR = 2
+"""Additions to version 1 that old readers may ignore: 1 adds ``alarm`` and ``episode``;
+2 adds ``categorical_features`` and ``missing_shares``.
 
 ``window.closed_by`` is written only by consumers whose windows close on time
-(absent otherwise), so it needs no new minor: events of consumers without time
-windows keep their exact form."""
+(absent otherwise), so it needs no minor of its own: events of consumers without
+time windows keep their exact form."""
 
 
 class WindowRef(BaseModel):
@@ -161,9 +162,15 @@ class DriftEvent(BaseModel):
     p_values: dict[str, float]
     """Feature name to p-value."""
     distances: dict[str, float]
-    """Feature name to KS statistic."""
+    """Feature name to its test's statistic: KS for a numeric feature, chi-squared for a
+    categorical one (see ``categorical_features``)."""
     drifted_features: list[str]
     """Features whose p-value is below the threshold."""
+    categorical_features: list[str] = Field(default_factory=list)
+    """The features tested by chi-squared on their category counts (minor 2)."""
+    missing_shares: dict[str, float] = Field(default_factory=dict)
+    """Feature name to the share of the window's rows missing it (minor 2; empty in
+    earlier events, where no value could be missing)."""
     model_name: str
     """The champion model the window was judged for."""
     model_version: int
@@ -267,6 +274,10 @@ class DriftEvent(BaseModel):
             p_values=dict(zip(names, result.p_values.tolist(), strict=True)),
             distances=dict(zip(names, result.distances.tolist(), strict=True)),
             drifted_features=[names[i] for i in result.drifted],
+            categorical_features=[name for name in names if name in model.categories],
+            missing_shares=dict.fromkeys(names, 0.0)
+            if result.missing_shares is None
+            else dict(zip(names, result.missing_shares.tolist(), strict=True)),
             model_name=model.model_name,
             model_version=model.version,
             reference_sha256=model.reference_sha256,

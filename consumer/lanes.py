@@ -104,15 +104,17 @@ class Lane:
         size: int,
         judged_at: datetime,
         evidence: bool = False,
+        guard_p_values: npt.NDArray[np.floating] | None = None,
     ) -> LaneVerdict:
         """The alarm's verdict on a closed window, and what it changed in the episodes.
 
         ``evidence`` is the window's own KS verdict: a drifted window does not count
-        towards resolving an open episode.
+        towards resolving an open episode. ``guard_p_values`` are the detector's for
+        the KS rule, when it has them (categorical features, missing values).
         """
         taken = [f for f in self._pending if f.offset <= last_offset]
         self._pending = [f for f in self._pending if f.offset > last_offset]
-        ks = self.alarm.judge_window(distances, size, first_offset, last_offset)
+        ks = self.alarm.judge_window(distances, size, first_offset, last_offset, guard_p_values)
         if ks is not None:
             taken.append(ks)
         features = tuple(dict.fromkeys(self.names[i] for f in taken for i in f.features))

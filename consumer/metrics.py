@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, start_http_server
 
@@ -72,7 +73,14 @@ class ConsumerMetrics:
         )
         self.p_value = Gauge(
             "driftloop_consumer_feature_p_value",
-            "The last window's KS p-value per feature.",
+            "The last window's p-value per feature (KS, or chi-squared for a categorical one).",
+            ["feature"],
+            registry=self.registry,
+        )
+        self.missing_share = Gauge(
+            "driftloop_consumer_feature_missing_share",
+            "The last window's share of rows missing the feature (from the first window "
+            "that missed a value on).",
             ["feature"],
             registry=self.registry,
         )
@@ -100,6 +108,7 @@ class ConsumerMetrics:
         # Created at first use, as before, so a series appears only once it has a value.
         self._verdicts: dict[bool, Counter] = {}
         self._p_value_of: dict[str, Gauge] = {}
+        self._missing_share_of: dict[str, Gauge] = {}
 
     def serve(self, port: int, host: str = "127.0.0.1") -> None:
         """Serve ``/metrics`` over HTTP on ``host:port`` from a daemon thread."""
@@ -119,7 +128,21 @@ class ConsumerMetrics:
             if gauge is None:
                 gauge = gauges[name] = self.p_value.labels(feature=name)
             gauge.set(p)
+        shares = result.missing_shares
+        if shares is not None or self._missing_share_of:
+            self._missing_shares(feature_names, shares)
         self.detection_seconds.observe(seconds)
+
+    def _missing_shares(self, feature_names: Sequence[str], shares: Any) -> None:
+        # Created at the first window that misses a value, then kept up to date (0 when
+        # none is missing), so an all-numeric stream without gaps shows no such series.
+        values = [0.0] * len(feature_names) if shares is None else shares.tolist()
+        gauges = self._missing_share_of
+        for name, share in zip(feature_names, values, strict=True):
+            gauge = gauges.get(name)
+            if gauge is None:
+                gauge = gauges[name] = self.missing_share.labels(feature=name)
+            gauge.set(share)
 
     def model(self, name: str, version: int) -> None:
         """Record the champion in use (only one version of a model is set at a time)."""

@@ -151,6 +151,8 @@ class _ArchivedWindow:
     labels: list[int | str | None]
     seqs: list[int]
     event: DriftEvent
+    categories: dict[str, list[str]]
+    """The decoder's category strings by code (append-only lists, read, never changed)."""
 
 
 @dataclass
@@ -454,7 +456,8 @@ class DriftMonitor:
                 window.values,
                 window.labels,
                 window.label_column,
-                window.seqs,
+                seqs=window.seqs,
+                categories=window.categories,
             )
             for window in windows
         ]
@@ -826,6 +829,7 @@ class DriftMonitor:
             len(window.items),
             judged_at,
             evidence=result.is_drift,
+            guard_p_values=result.guard_p_values,
         )
         self.stats.stage_seconds["alarm"] += time.perf_counter() - judging
         event = DriftEvent.for_window(
@@ -891,6 +895,7 @@ class DriftMonitor:
             labels=[m.label for m in window.items],
             seqs=[m.seq for m in window.items],
             event=event,
+            categories=champion.decoder.categories,
         )
 
     def _log_window(
@@ -905,9 +910,22 @@ class DriftMonitor:
         """The window's INFO line, the one line per window the README promises."""
         window = item.window
         alarm = verdict.alarm
+        shares = result.missing_shares
+        missing = (
+            ""
+            if shares is None
+            else " missing="
+            + ",".join(
+                f"{name}:{share:.2f}"
+                for name, share in zip(
+                    self.champion.metadata.feature_names, shares.tolist(), strict=True
+                )
+                if share > 0
+            )
+        )
         logger.info(
             "window=%s stream=%s offsets=%d-%d size=%d%s min_p=%.3g min_p_feature=%s drift=%s "
-            "alarm=%s%s model=%s%s",
+            "alarm=%s%s%s model=%s%s",
             window_id,
             item.stream,
             window.first_offset,
@@ -918,6 +936,7 @@ class DriftMonitor:
             self.champion.metadata.feature_names[lowest],
             "yes" if result.is_drift else "no",
             "yes" if alarm.fired else ("warmup" if alarm.warming_up else "no"),
+            missing,
             "" if verdict.episode is None else f" episode={verdict.episode.episode_id}",
             self.champion.label,
             "" if accuracy is None else f" accuracy={accuracy:.3f}",

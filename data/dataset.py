@@ -1,4 +1,4 @@
-"""Dataset: a labelled CSV of numeric features, loaded and checked."""
+"""Dataset: a labelled CSV of numeric and categorical features, loaded and checked."""
 
 from __future__ import annotations
 
@@ -7,6 +7,7 @@ import hashlib
 import io
 import logging
 import os
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -42,7 +43,8 @@ class Dataset:
     Attributes
     ----------
     features : pandas.DataFrame
-        Feature values as float64, one column per feature, in CSV order.
+        One column per feature, in CSV order: float64 for a numeric feature (NaN for
+        a missing value), strings for a categorical one (None for a missing value).
     labels : pandas.Series
         One label per row: int64 when every label is an integer, else strings.
     label_column : str
@@ -54,6 +56,8 @@ class Dataset:
     keys : tuple of str or None
         With a ``key_column``: each row's cell of that column as written in the
         CSV (stripped), in row order; None otherwise.
+    categorical : tuple of str
+        The categorical features, in CSV order; every other feature is numeric.
     """
 
     features: pd.DataFrame
@@ -62,6 +66,7 @@ class Dataset:
     sha256: str
     path: Path
     keys: tuple[str, ...] | None = None
+    categorical: tuple[str, ...] = ()
 
     @property
     def feature_names(self) -> list[str]:
@@ -93,15 +98,22 @@ def file_sha256(path: str | os.PathLike[str]) -> str:
 
 
 def load_dataset(
-    path: str | os.PathLike[str], label_column: str = "target", key_column: str | None = None
+    path: str | os.PathLike[str],
+    label_column: str = "target",
+    key_column: str | None = None,
+    categorical: Sequence[str] = (),
 ) -> Dataset:
-    """Read a CSV of numeric feature columns plus one label column.
+    """Read a CSV of feature columns plus one label column.
 
-    Every column other than ``label_column`` is a feature and must hold finite
-    numbers on every row. Labels may be integers or strings, but none may be missing.
-    A ``key_column`` keeps its role (the label, or a feature when it holds numbers),
-    and its cells are kept as text in ``keys``; a key column holding text is the
-    key only, not a feature.
+    Every column other than ``label_column`` is a feature. A feature column whose
+    cells are all numbers (or missing) is numeric: finite numbers, NaN where a cell
+    is missing. Any other feature column, and any named in ``categorical``, is
+    categorical: its cells as text (stripped), None where missing. A missing cell is
+    an empty one or an NA token (``NA``, ``N/A``, ``NaN``, ``null``, ``None``,
+    ``#N/A``, any case). A feature column must hold at least one value. Labels may be
+    integers or strings, but none may be missing. A ``key_column`` keeps its role
+    (the label, or a feature when it holds numbers), and its cells are kept as text in
+    ``keys``; a key column holding text is the key only, not a feature.
 
     Parameters
     ----------
@@ -112,6 +124,9 @@ def load_dataset(
     key_column : str, optional
         Name of a column whose cells identify each row's entity (a customer id);
         none may be missing.
+    categorical : sequence of str, default ()
+        Feature columns to read as categorical even if they hold numbers (a year,
+        a zip code).
 
     Returns
     -------
@@ -165,10 +180,16 @@ def load_dataset(
                     f"{path}: no feature columns besides label column {label_column!r} "
                     f"and key column {key_column!r}"
                 )
-    features = pd.DataFrame(
-        {name: _numeric_column(path, name, by_name[name], line_numbers) for name in feature_names},
-        columns=feature_names,
-    )
+    named = _check_categorical(path, categorical, header, label_column, key_column, feature_names)
+    read: dict[str, pd.Series] = {}
+    for name in feature_names:
+        cells = by_name[name]
+        if name in named or not _all_numbers(cells, missing_ok=True):
+            read[name] = _categorical_column(path, name, cells)
+        else:
+            read[name] = _numeric_column(path, name, cells, line_numbers)
+    features = pd.DataFrame(read, columns=feature_names)
+    kinds = tuple(name for name in feature_names if read[name].dtype == object)
     labels = _label_column(path, label_column, by_name[label_column], line_numbers)
     logger.debug(
         "loaded dataset path=%s rows=%d features=%d sha256=%s",
@@ -184,6 +205,7 @@ def load_dataset(
         sha256=sha256,
         path=path,
         keys=keys,
+        categorical=kinds,
     )
 
 
@@ -278,28 +300,56 @@ def _missing_mask(cells: pd.Series) -> pd.Series:
     return cells.str.lower().isin(_MISSING_TOKENS)
 
 
+def _check_categorical(
+    path: Path,
+    categorical: Sequence[str],
+    header: list[str],
+    label_column: str,
+    key_column: str | None,
+    feature_names: list[str],
+) -> frozenset[str]:
+    """The columns named categorical, each checked to be a feature column."""
+    if isinstance(categorical, str):
+        raise ValueError(f"categorical must be a sequence of column names, got {categorical!r}")
+    for name in categorical:
+        if name == label_column:
+            raise DatasetError(
+                f"{path}: column {name!r} is the label column; only features are categorical"
+            )
+        if name == key_column and name not in feature_names:
+            raise DatasetError(f"{path}: column {name!r} is the key column of text, not a feature")
+        if name not in header:
+            raise DatasetError(
+                f"{path}: categorical column {name!r} not found; columns present: "
+                + ", ".join(header)
+            )
+    return frozenset(categorical)
+
+
 def _numeric_column(
     path: Path, name: str, values: tuple[str, ...], line_numbers: list[int]
 ) -> pd.Series:
     cells = pd.Series(values, dtype=object).str.strip()
-    numbers = pd.to_numeric(cells, errors="coerce").astype(np.float64)
     missing = _missing_mask(cells)
-    bad = (numbers.isna() | np.isinf(numbers)) | missing
-    if bad.any():
-        row = int(np.flatnonzero(bad.to_numpy())[0])
-        line = line_numbers[row]
-        if missing.iloc[row]:
-            raise DatasetError(
-                f"{path}: feature column {name!r} has a missing value at line {line}"
-            )
-        if np.isnan(numbers.iloc[row]):
-            raise DatasetError(
-                f"{path}: feature column {name!r} is not numeric: {values[row]!r} at line {line}"
-            )
+    numbers = pd.to_numeric(cells.mask(missing), errors="coerce").astype(np.float64)
+    if bool(missing.all()):
+        raise DatasetError(f"{path}: feature column {name!r} has no values, only missing cells")
+    infinite = np.isinf(numbers.to_numpy())
+    if infinite.any():
+        row = int(np.flatnonzero(infinite)[0])
         raise DatasetError(
-            f"{path}: feature column {name!r} has an infinite value {values[row]!r} at line {line}"
+            f"{path}: feature column {name!r} has an infinite value {values[row]!r} "
+            f"at line {line_numbers[row]}"
         )
     return numbers.rename(name)
+
+
+def _categorical_column(path: Path, name: str, values: tuple[str, ...]) -> pd.Series:
+    cells = pd.Series(values, dtype=object).str.strip()
+    missing = _missing_mask(cells)
+    if bool(missing.all()):
+        raise DatasetError(f"{path}: feature column {name!r} has no values, only missing cells")
+    return cells.where(~missing, None).astype(object).rename(name)
 
 
 def _key_column(
@@ -312,10 +362,17 @@ def _key_column(
     return keys
 
 
-def _all_numbers(cells: tuple[str, ...]) -> bool:
-    """Whether every cell is a finite number, as a feature column must hold."""
-    numbers = pd.to_numeric(pd.Series(cells, dtype=object), errors="coerce").astype(np.float64)
-    return bool(np.isfinite(numbers).all())
+def _all_numbers(cells: tuple[str, ...], missing_ok: bool = False) -> bool:
+    """Whether every cell is a number (finite, or with ``missing_ok`` an infinity or missing).
+
+    Infinities count as numbers there so that a numeric column's infinity is refused
+    with its line, not read as a category.
+    """
+    series = pd.Series(cells, dtype=object).str.strip()
+    numbers = pd.to_numeric(series, errors="coerce").astype(np.float64)
+    if not missing_ok:
+        return bool(np.isfinite(numbers).all())
+    return bool((numbers.notna() | _missing_mask(series)).all())
 
 
 def _label_column(

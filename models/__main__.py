@@ -42,6 +42,13 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument(
         "--label-column", default="target", help="name of the label column (default target)"
     )
+    train.add_argument(
+        "--categorical",
+        default="",
+        metavar="COL,COL",
+        help="feature columns to treat as categorical even if they hold numbers "
+        "(a column that is not all numbers is categorical anyway)",
+    )
     train.add_argument("--seed", type=int, default=7, help="seed of split and forest (default 7)")
     commands.add_parser("list", parents=[common], help="list versions; * marks the champion")
     promote = commands.add_parser(
@@ -68,7 +75,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         registry = Registry.from_settings(settings)
         if args.command == "train":
-            _train(registry, args.data, args.label_column, args.seed)
+            categorical = [name.strip() for name in args.categorical.split(",") if name.strip()]
+            _train(registry, args.data, args.label_column, args.seed, categorical)
         elif args.command == "promote":
             _promote(registry, build(KafkaSettings, args), args.version, args.reason)
         else:
@@ -80,8 +88,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     return 0
 
 
-def _train(registry: Registry, data: Path, label_column: str, seed: int) -> None:
-    dataset = load_dataset(data, label_column=label_column)
+def _train(
+    registry: Registry, data: Path, label_column: str, seed: int, categorical: list[str]
+) -> None:
+    dataset = load_dataset(data, label_column=label_column, categorical=categorical)
     metadata = train_and_register(registry, dataset, seed=seed)
     role = "champion" if registry.champion_version() == metadata.version else "not champion"
     print(

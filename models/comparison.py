@@ -96,15 +96,22 @@ def unseen_rows(
     >>> held = np.array([[1.0, 2.0], [1.0, 2.0], [5.0, 6.0]])
     >>> unseen_rows(train, [0, 1], held, [0, 1, 0]).tolist()
     [False, True, True]
+    >>> unseen_rows(np.array([[np.nan]]), [0], np.array([[np.nan]]), [0]).tolist()
+    [False]
     """
     seen = {
-        (tuple(map(float, row)), str(label))
+        (_key(row), str(label))
         for row, label in zip(np.asarray(train), np.asarray(train_labels), strict=True)
     }
     return np.array(
         [
-            (tuple(map(float, row)), str(label)) not in seen
+            (_key(row), str(label)) not in seen
             for row, label in zip(np.asarray(rows), np.asarray(labels), strict=True)
         ],
         dtype=bool,
     )
+
+
+def _key(row: npt.NDArray[Any]) -> tuple[float | None, ...]:
+    """A row as a set key; a missing value (NaN, never equal to itself) as None."""
+    return tuple(None if value != value else value for value in map(float, row))

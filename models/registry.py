@@ -52,6 +52,10 @@ PROMOTIONS_DIR = "promotions"
 ALLOWED_TYPES: frozenset[str] = frozenset(
     {
         "sklearn.ensemble._forest.RandomForestClassifier",
+        "sklearn.pipeline.Pipeline",
+        "sklearn.compose._column_transformer.ColumnTransformer",
+        "sklearn.impute._base.SimpleImputer",
+        "sklearn.preprocessing._encoders.OneHotEncoder",
         "sklearn.tree._classes.DecisionTreeClassifier",
         "sklearn.tree._tree.Tree",
         "numpy.ndarray",
@@ -176,6 +180,11 @@ class VersionMetadata(BaseModel):
     training_rows: int = Field(ge=1)
     """Rows the estimator was fitted on."""
 
+    categories: dict[str, list[str]] = Field(default_factory=dict)
+    """Each categorical feature's categories, sorted: a value's code in the reference
+    data (and the estimator's input) is its position here. Numeric features are absent;
+    a version registered before categorical features has none."""
+
     @field_validator("created_at")
     @classmethod
     def _in_utc(cls, value: datetime) -> datetime:
@@ -219,10 +228,12 @@ class LoadedModel:
     metadata : VersionMetadata
         The version's metadata.
     estimator : Any
-        The fitted scikit-learn estimator; predict with float64 arrays whose columns
-        follow ``metadata.feature_names``.
+        The fitted scikit-learn estimator (a forest, or a pipeline ending in one);
+        predict with float64 arrays whose columns follow ``metadata.feature_names``,
+        categorical features as codes into ``metadata.categories``.
     reference : numpy.ndarray
-        float64, shape ``(metadata.reference_rows, len(metadata.feature_names))``.
+        float64, shape ``(metadata.reference_rows, len(metadata.feature_names))``;
+        NaN where a value is missing.
     """
 
     metadata: VersionMetadata
@@ -295,6 +306,7 @@ class Registry:
         challenger_metrics: dict[str, float] | None = None,
         champion_metrics: dict[str, float] | None = None,
         comparison: dict[str, Any] | None = None,
+        categories: dict[str, list[str]] | None = None,
     ) -> VersionMetadata:
         """Store a fitted estimator and its reference data as the next version.
 
@@ -305,12 +317,14 @@ class Registry:
         estimator : Any
             A fitted scikit-learn estimator made of types on :data:`ALLOWED_TYPES`.
         reference : numpy.ndarray
-            Finite reference data, shape ``(rows, len(feature_names))``; stored as float64.
+            Reference data, shape ``(rows, len(feature_names))``, stored as float64:
+            numbers, categorical features as codes into ``categories``, NaN where a
+            value is missing; no infinity.
         feature_names : list of str
             Column order of ``reference`` and of the estimator's input.
         label_column, training_data_sha256, metrics, cause, decision, parent_version,
         drift_event_id, training_windows, training_rows, challenger_metrics, champion_metrics,
-        comparison
+        comparison, categories
             Recorded in :class:`VersionMetadata`; see its fields.
 
         Returns
@@ -341,8 +355,9 @@ class Registry:
                 f"reference has {reference.shape[1]} columns but feature_names has "
                 f"{len(feature_names)}"
             )
-        if not np.isfinite(reference).all():
-            raise ValueError("reference must hold finite values only")
+        if np.isinf(reference).any():
+            raise ValueError("reference must hold no infinite values (NaN marks a missing one)")
+        categories = _check_categories(categories or {}, feature_names, reference)
         if parent_version is not None:
             self.metadata(parent_version)
 
@@ -377,6 +392,7 @@ class Registry:
                 "reference_sha256": _sha256(reference_path.read_bytes()),
                 "reference_rows": reference.shape[0],
                 "training_rows": training_rows,
+                "categories": categories,
             }
             metadata = self._publish(staging, fields)
         except BaseException:
@@ -637,6 +653,30 @@ def _skops() -> Any:
         import skops.io
 
     return skops.io
+
+
+def _check_categories(
+    categories: dict[str, list[str]], feature_names: list[str], reference: np.ndarray
+) -> dict[str, list[str]]:
+    """``categories``, checked: features' lists of distinct strings that the codes index."""
+    out: dict[str, list[str]] = {}
+    for name, values in categories.items():
+        if name not in feature_names:
+            raise ValueError(f"categories names {name!r}, which is not one of feature_names")
+        values = [str(v) for v in values]
+        if len(set(values)) != len(values):
+            raise ValueError(f"categories of {name!r} must be distinct, got {values[:10]!r}")
+        codes = reference[:, feature_names.index(name)]
+        codes = codes[~np.isnan(codes)]
+        if codes.size and not (
+            (codes == np.floor(codes)).all() and codes.min() >= 0 and codes.max() < len(values)
+        ):
+            raise ValueError(
+                f"reference column {name!r} must hold codes 0..{len(values) - 1} of its "
+                "categories (or NaN)"
+            )
+        out[name] = values
+    return out
 
 
 def _check_types(untrusted: list[str], what: str) -> None:

@@ -3,15 +3,21 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
 import pandas as pd
+from sklearn.compose import ColumnTransformer
 from sklearn.ensemble import RandomForestClassifier
+from sklearn.impute import SimpleImputer
 from sklearn.metrics import accuracy_score, f1_score
 from sklearn.model_selection import train_test_split
+from sklearn.pipeline import Pipeline
+from sklearn.preprocessing import OneHotEncoder
 
 from data.dataset import Dataset
+from data.encoding import category_lists, encode_table
 from models.registry import Decision, Registry, VersionMetadata
 
 logger = logging.getLogger(__name__)
@@ -21,39 +27,70 @@ N_ESTIMATORS = 100
 
 
 def train_classifier(
-    features: pd.DataFrame | np.ndarray, labels: Any, seed: int = 7
-) -> RandomForestClassifier:
-    """Fit a random forest of :data:`N_ESTIMATORS` trees.
+    features: pd.DataFrame | np.ndarray,
+    labels: Any,
+    seed: int = 7,
+    categorical: Sequence[int] = (),
+) -> RandomForestClassifier | Pipeline:
+    """Fit a random forest of :data:`N_ESTIMATORS` trees, in a pipeline when the data needs one.
 
-    The forest is fitted on a plain float64 array (a DataFrame's columns in their
-    order), so it predicts from arrays whose columns follow the same order.
+    The model is fitted on a plain float64 array (a DataFrame's columns in their
+    order), so it predicts from arrays whose columns follow the same order: the
+    feature matrix of `data.encoding`, categories as codes and NaN where a value is
+    missing. Numeric data without a missing value gives a bare forest (as every
+    version before categorical features). Otherwise the forest follows a
+    ``ColumnTransformer``: numeric columns through ``SimpleImputer(strategy="median")``,
+    categorical columns (codes) one-hot encoded with ``handle_unknown="ignore"``, so
+    a code the training never saw (an unseen category) encodes as no category, and a
+    missing category (NaN) is a category of its own when the training saw one.
 
     Parameters
     ----------
     features : pandas.DataFrame or numpy.ndarray
-        Shape ``(rows, n_features)``, finite numbers.
+        Shape ``(rows, n_features)``: numbers, NaN where missing, no infinity.
     labels : array-like
         One label per row.
     seed : int, default 7
-        The forest's ``random_state``; the same seed and data give the same forest.
+        The forest's ``random_state``; the same seed and data give the same model.
+    categorical : sequence of int, default ()
+        Column indices of the categorical features (their values are codes).
 
     Returns
     -------
-    sklearn.ensemble.RandomForestClassifier
-        The fitted forest.
+    sklearn.ensemble.RandomForestClassifier or sklearn.pipeline.Pipeline
+        The fitted model.
 
     Raises
     ------
     ValueError
-        If ``features`` is not 2-D or is empty, or ``labels`` does not match its rows.
+        If ``features`` is not 2-D or is empty, holds an infinity, ``labels`` does not
+        match its rows, or a categorical index is out of range.
     """
     x = _as_matrix(features, "features")
     y = np.asarray(labels)
     if y.shape != (x.shape[0],):
         raise ValueError(f"labels must hold one label per row ({x.shape[0]}), got shape {y.shape}")
-    estimator = RandomForestClassifier(n_estimators=N_ESTIMATORS, random_state=seed)
-    estimator.fit(x, y)
-    return estimator
+    picked = sorted(set(int(i) for i in categorical))
+    if picked and not 0 <= picked[0] <= picked[-1] < x.shape[1]:
+        raise ValueError(f"categorical indices must be columns of features, got {picked}")
+    forest = RandomForestClassifier(n_estimators=N_ESTIMATORS, random_state=seed)
+    if not picked and not np.isnan(x).any():
+        forest.fit(x, y)
+        return forest
+    numeric = [i for i in range(x.shape[1]) if i not in picked]
+    prepare = ColumnTransformer(
+        [
+            ("numeric", SimpleImputer(strategy="median", keep_empty_features=True), numeric),
+            (
+                "categorical",
+                OneHotEncoder(handle_unknown="ignore", sparse_output=False, dtype=np.float64),
+                picked,
+            ),
+        ]
+    )
+    pipeline = Pipeline([("prepare", prepare), ("forest", forest)])
+    pipeline.fit(x, y)
+    return pipeline
 
 
 def evaluate(estimator: Any, features: pd.DataFrame | np.ndarray, labels: Any) -> dict[str, float]:
@@ -149,7 +186,8 @@ def train_and_register(
 ) -> VersionMetadata:
     """Train on a data set, score on a held-out split and register the model.
 
-    The reference data is the training split's features. The first version of a
+    The reference data is the training split's features, categorical ones as codes
+    into their sorted categories (the version's ``categories``). The first version of a
     model is registered as ``initial`` and promoted to champion; later ones are
     registered as ``registered``, with the champion as parent, and not promoted.
 
@@ -171,8 +209,12 @@ def train_and_register(
         The new version's metadata.
     """
     x_train, x_test, y_train, y_test = split(dataset.features, dataset.labels, seed=seed)
-    estimator = train_classifier(x_train, y_train, seed=seed)
-    metrics = evaluate(estimator, x_test, y_test)
+    # The reference's categories, as codes: what the consumer's decoder maps strings to.
+    categories = category_lists(x_train, dataset.categorical)
+    train = encode_table(x_train, dataset.feature_names, categories)
+    indices = [dataset.feature_names.index(name) for name in dataset.categorical]
+    estimator = train_classifier(train, y_train, seed=seed, categorical=indices)
+    metrics = evaluate(estimator, encode_table(x_test, dataset.feature_names, categories), y_test)
     champion = registry.champion_version()
     decision: Decision = "initial" if champion is None else "registered"
     if cause is None:
@@ -180,8 +222,9 @@ def train_and_register(
         cause = f"{verb} from {dataset.path}"
     metadata = registry.register(
         estimator,
-        _as_matrix(x_train, "features"),
+        train,
         feature_names=dataset.feature_names,
+        categories=categories,
         label_column=dataset.label_column,
         training_data_sha256=dataset.sha256,
         metrics=metrics,
@@ -199,4 +242,6 @@ def _as_matrix(features: pd.DataFrame | np.ndarray, name: str) -> np.ndarray:
     matrix = np.asarray(features, dtype=np.float64)
     if matrix.ndim != 2 or matrix.shape[0] < 1 or matrix.shape[1] < 1:
         raise ValueError(f"{name} must be a non-empty 2-D table, got shape {matrix.shape}")
+    if np.isinf(matrix).any():
+        raise ValueError(f"{name} must not hold infinite values")
     return matrix

@@ -90,7 +90,10 @@ def main(argv: list[str] | None = None) -> int:
     quiet_client_logs()
     try:
         dataset = load_dataset(
-            settings.data, label_column=settings.label_column, key_column=settings.key_column
+            settings.data,
+            label_column=settings.label_column,
+            key_column=settings.key_column,
+            categorical=settings.categorical,
         )
         plan = DriftPlan(
             after=settings.drift_after,
@@ -100,7 +103,7 @@ def main(argv: list[str] | None = None) -> int:
         )
         count = None if settings.loop else (settings.count or len(dataset.features))
         rows = replay(
-            dataset.features.to_numpy(),
+            dataset.features.to_numpy(dtype=object),
             dataset.labels.tolist(),
             dataset.feature_names,
             count=count,
@@ -108,6 +111,7 @@ def main(argv: list[str] | None = None) -> int:
             seed=settings.seed,
             shuffle=settings.shuffle,
             keys=dataset.keys,
+            categorical=dataset.categorical,
         )
         # Validate the whole plan (e.g. unknown --drift-features) before connecting.
         first = next(rows, None)

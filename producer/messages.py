@@ -14,6 +14,7 @@ from pydantic import (
     ConfigDict,
     Field,
     StrictFloat,
+    StrictStr,
     field_validator,
 )
 
@@ -115,8 +116,10 @@ class RowMessage(BaseModel):
     """When the producer emitted the row (ISO 8601, UTC); any offset is taken if the
     time exists in UTC (years 1 to 9999)."""
 
-    features: dict[str, StrictFloat]
-    """Feature name to value; finite numbers only."""
+    features: dict[str, StrictFloat | StrictStr | None]
+    """Feature name to value: a finite number for a numeric feature, a string for a
+    categorical one, null (None) for a missing value of either. ``NaN`` and
+    ``Infinity`` are no JSON numbers and are refused."""
 
     label: int | str | None = None
     """The row's label, when the data set has one: an integer or a string, the type

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import math
+from collections import Counter
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import Any
 
 import numpy as np
 
@@ -12,6 +15,11 @@ import numpy as np
 @dataclass(frozen=True)
 class DriftPlan:
     """Gaussian noise added to chosen features from a given row on.
+
+    A categorical feature cannot take noise: a drifted row's category is the
+    feature's rarest in the data set instead (ties: the first in sorted order), a
+    change of its distribution as plain as noise of mean 3 is of a number's. A
+    missing value stays missing.
 
     Parameters
     ----------
@@ -44,7 +52,8 @@ class Row:
     """One row to send: its replay position, feature values, label and message key."""
 
     seq: int
-    features: dict[str, float]
+    features: dict[str, float | str | None]
+    """Feature values: numbers, strings for categorical features, None where missing."""
     label: int | str | None
     key: str | None = None
     """The row's entity key (its key column's cell); None sends the row unkeyed."""
@@ -60,13 +69,15 @@ def replay(
     seed: int | None = None,
     shuffle: bool = True,
     keys: Sequence[str] | None = None,
+    categorical: Sequence[str] = (),
 ) -> Iterator[Row]:
     """Yield rows of a data set for replay, shuffled per pass, noised per ``drift``.
 
     Parameters
     ----------
     features
-        The data set's feature matrix, shape (rows, features).
+        The data set's feature matrix, shape (rows, features): numbers (NaN where
+        missing), strings (None where missing) in the ``categorical`` columns.
     labels
         One label per row, or None.
     feature_names
@@ -84,6 +95,8 @@ def replay(
         One key per row (its entity, e.g. a customer id), which each row keeps
         wherever the shuffle puts it, and whatever noise its features get; None
         leaves every row unkeyed.
+    categorical
+        Names of the categorical features: their cells are sent as strings.
 
     Examples
     --------
@@ -102,6 +115,15 @@ def replay(
     >>> rows = replay(x, [0, 1, 2], ["a", "b"], count=3, seed=1, keys=["u", "v", "w"])
     >>> sorted((r.key, r.label) for r in rows)
     [('u', 0), ('v', 1), ('w', 2)]
+
+    A categorical feature is sent as text, a missing value as None; drifted, a
+    categorical feature takes its rarest category:
+
+    >>> x = np.array([["a", 1.0], ["a", np.nan], ["b", 3.0]], dtype=object)
+    >>> rows = replay(x, None, ["c", "n"], count=4, shuffle=False, categorical=["c"],
+    ...               drift=DriftPlan(after=3, mean=1.0, std=0.0))
+    >>> [r.features for r in rows]
+    [{'c': 'a', 'n': 1.0}, {'c': 'a', 'n': None}, {'c': 'b', 'n': 3.0}, {'c': 'b', 'n': 2.0}]
     """
     if count is not None and count < 0:
         raise ValueError(f"count must be >= 0, got {count}")
@@ -118,7 +140,19 @@ def replay(
     unknown = sorted(set(noised) - set(names))
     if unknown:
         raise ValueError(f"drift_features {unknown} are not columns of the data set {names}")
-    noise_mask = np.array([name in noised for name in names])
+    unknown = sorted(set(categorical) - set(names))
+    if unknown:
+        raise ValueError(f"categorical {unknown} are not columns of the data set {names}")
+    kinds = [name in categorical for name in names]
+    numeric = [i for i, is_category in enumerate(kinds) if not is_category]
+    numbers = np.asarray(features[:, numeric], dtype=np.float64)
+    cells = [_cells(features[:, i]) if is_category else None for i, is_category in enumerate(kinds)]
+    noise_mask = np.array([names[i] in noised for i in numeric], dtype=bool)
+    rarest = {
+        i: _rarest(column)
+        for i, column in enumerate(cells)
+        if column is not None and names[i] in noised
+    }
     rng = np.random.default_rng(seed)
 
     seq = 0
@@ -127,12 +161,14 @@ def replay(
         for index in order:
             if count is not None and seq >= count:
                 return
-            values = features[index].astype(np.float64, copy=True)
-            if drift.after is not None and seq >= drift.after:
+            values = numbers[index].copy()
+            drifted = drift.after is not None and seq >= drift.after
+            if drifted and noise_mask.any():
                 values[noise_mask] += rng.normal(drift.mean, drift.std, int(noise_mask.sum()))
+            row = _row(names, kinds, values.tolist(), cells, index, rarest if drifted else {})
             label = None if labels is None else labels[index]
             key = None if keys is None else keys[index]
-            yield Row(seq, dict(zip(names, values.tolist(), strict=True)), label, key)
+            yield Row(seq, row, label, key)
             seq += 1
 
 
@@ -144,6 +180,44 @@ def replayed_time(start: datetime, interval: float, seq: int) -> datetime:
     '2025-01-01T00:04:30+00:00'
     """
     return start + timedelta(seconds=seq * interval)
+
+
+def _cells(column: np.ndarray) -> list[str | None]:
+    """A categorical column's cells as text, None where missing."""
+    return [None if _is_missing(cell) else str(cell) for cell in column.tolist()]
+
+
+def _is_missing(cell: Any) -> bool:
+    return cell is None or (isinstance(cell, float) and math.isnan(cell))
+
+
+def _rarest(cells: list[str | None]) -> str | None:
+    """The least common category (ties: the first in sorted order); None if there is none."""
+    counts = Counter(cell for cell in cells if cell is not None)
+    return min(sorted(counts), key=counts.__getitem__, default=None)
+
+
+def _row(
+    names: list[str],
+    kinds: list[bool],
+    numbers: list[float],
+    cells: list[list[str | None] | None],
+    index: int,
+    rarest: dict[int, str | None],
+) -> dict[str, float | str | None]:
+    out: dict[str, float | str | None] = {}
+    at = 0
+    for i, name in enumerate(names):
+        if kinds[i]:
+            column = cells[i]
+            assert column is not None
+            cell = column[index]
+            out[name] = rarest[i] if i in rarest and cell is not None else cell
+        else:
+            value = numbers[at]
+            at += 1
+            out[name] = None if math.isnan(value) else value
+    return out
 
 
 class Pacer:

@@ -14,9 +14,12 @@ class ProducerSettings(KafkaSettings):
     """Everything `python -m producer` needs; env names are ``DRIFTLOOP_<FIELD>``."""
 
     data: Path = Path("data/iris.csv")
-    """CSV to replay: numeric feature columns and a label column."""
+    """CSV to replay: feature columns (numeric or categorical) and a label column."""
     label_column: str = "target"
     """Name of the CSV's label column."""
+    categorical: tuple[str, ...] = ()
+    """Feature columns sent as categories (strings) even if they hold numbers,
+    comma-separated; a column that is not all numbers is categorical anyway."""
     stream: str | None = None
     """Stream name, in every message; the CSV's file name without extension by default."""
     key_column: str | None = None
@@ -57,7 +60,7 @@ class ProducerSettings(KafkaSettings):
     metrics_host: str = "127.0.0.1"
     """Address the metrics server binds (0.0.0.0 to be scraped from other hosts)."""
 
-    @field_validator("drift_features", mode="before")
+    @field_validator("drift_features", "categorical", mode="before")
     @classmethod
     def _comma_list(cls, value: object) -> object:
         if isinstance(value, str):

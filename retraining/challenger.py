@@ -11,9 +11,10 @@ from typing import Any
 
 import numpy as np
 
-from consumer.archive import ArchivedWindow, raw_windows, read_labeled_rows
+from consumer.archive import ArchivedWindow, LabeledRows, raw_windows, read_labeled_rows
 from consumer.events import DriftEvent
 from consumer.labels.store import late_labels
+from data.encoding import category_lists, encode_table
 from models.comparison import McNemarResult, mcnemar_exact, unseen_rows
 from models.promotion import ModelUpdate
 from models.registry import Decision as VersionDecision
@@ -101,12 +102,22 @@ def train_challenger(event: EventLike, settings: RetrainSettings, run_id: str) -
     # at least one row each is left to train on and to score on.
     n_holdout = min(len(rows) - 1, max(1, math.ceil(settings.holdout_fraction * len(rows))))
     n_train = len(rows) - n_holdout
-    x_train, y_train = rows.features[:n_train], labels[:n_train]
-    x_holdout, y_holdout = rows.features[n_train:], labels[n_train:]
+    y_train, y_holdout = labels[:n_train], labels[n_train:]
+    coded = _coded(rows, meta, n_train)
+    x_train, x_holdout = coded.train, coded.holdout
 
-    challenger = train_classifier(x_train, y_train, seed=settings.seed)
+    challenger = train_classifier(
+        x_train, y_train, seed=settings.seed, categorical=coded.categorical
+    )
     gate = promotion_gate(
-        challenger, champion.estimator, x_train, y_train, x_holdout, y_holdout, settings
+        challenger,
+        champion.estimator,
+        x_train,
+        y_train,
+        x_holdout,
+        y_holdout,
+        settings,
+        champion_holdout=coded.champion_holdout,
     )
     decision: VersionDecision = "promoted" if gate.promote else "rejected"
     logger.info(
@@ -143,8 +154,48 @@ def train_challenger(event: EventLike, settings: RetrainSettings, run_id: str) -
         challenger_metrics=challenger_metrics,
         champion_metrics=champion_metrics,
         comparison=gate.to_dict(),
+        categories=coded.categories,
     )
     return _finish(registry, metadata, parsed, holdout_rows=n_holdout)
+
+
+@dataclass(frozen=True)
+class _Coded:
+    """The archived rows as each model reads them: the float matrices of `data.encoding`."""
+
+    train: np.ndarray
+    holdout: np.ndarray
+    """In the challenger's codes (its categories are its training rows')."""
+    champion_holdout: np.ndarray
+    """The held-out rows in the champion's codes, for the champion to predict."""
+    categories: dict[str, list[str]]
+    """The challenger's categories: the sorted categories of its training rows."""
+    categorical: list[int]
+    """Column indices of the categorical features."""
+
+
+def _coded(rows: LabeledRows, meta: VersionMetadata, n_train: int) -> _Coded:
+    """Split the rows and code them: the challenger learns the categories its rows hold.
+
+    A category the champion never saw (the drift, maybe) is one the challenger knows;
+    the champion gets it as an unseen code, which its one-hot encoder ignores.
+    """
+    names = meta.feature_names
+    kinds = [name for name in names if name in meta.categories or name in rows.categorical]
+    if not kinds:
+        features = np.asarray(rows.features, dtype=np.float64)
+        train, holdout = features[:n_train], features[n_train:]
+        return _Coded(train, holdout, holdout, {}, [])
+    train_cells = {name: rows.features[:n_train, j].tolist() for j, name in enumerate(names)}
+    holdout_cells = {name: rows.features[n_train:, j].tolist() for j, name in enumerate(names)}
+    categories = category_lists(train_cells, kinds)
+    return _Coded(
+        train=encode_table(train_cells, names, categories),
+        holdout=encode_table(holdout_cells, names, categories),
+        champion_holdout=encode_table(holdout_cells, names, meta.categories),
+        categories=categories,
+        categorical=[names.index(name) for name in kinds],
+    )
 
 
 @dataclass(frozen=True)
@@ -197,6 +248,7 @@ def promotion_gate(
     x_holdout: np.ndarray,
     y_holdout: np.ndarray,
     settings: RetrainSettings,
+    champion_holdout: np.ndarray | None = None,
 ) -> GateVerdict:
     """Compare the two models on the held-out rows no training row repeats, by McNemar's test.
 
@@ -211,6 +263,9 @@ def promotion_gate(
         are removed before comparing.
     settings : RetrainSettings
         ``promotion_p_value`` and ``min_holdout_rows``.
+    champion_holdout : numpy.ndarray, optional
+        The same held-out rows as the champion reads them (its own category codes);
+        ``x_holdout`` when not given.
 
     Returns
     -------
@@ -225,7 +280,8 @@ def promotion_gate(
     else:
         # Each model predicts the rows once: the paired test and the scores share it.
         by_challenger = np.asarray(challenger.predict(x_eval))
-        by_champion = np.asarray(champion.predict(x_eval))
+        champion_rows = x_holdout if champion_holdout is None else champion_holdout
+        by_champion = np.asarray(champion.predict(champion_rows[keep]))
         test = mcnemar_exact(by_champion == y_eval, by_challenger == y_eval)
         metrics = (scores(y_eval, by_challenger), scores(y_eval, by_champion))
     level, min_rows = settings.promotion_p_value, settings.min_holdout_rows

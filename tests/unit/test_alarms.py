@@ -78,7 +78,23 @@ def tied_rows(rng: np.random.Generator, n: int) -> np.ndarray:
     )
 
 
-@pytest.mark.parametrize("data", ["untied", "tied"])
+def mixed_rows(rng: np.random.Generator, n: int) -> np.ndarray:
+    """Categorical codes and missing values: a numeric feature missing 10% of its values,
+    a skewed 4-category feature, a 2-category one missing 5%, and a tied numeric one."""
+    x = np.column_stack(
+        [
+            rng.normal(size=n),
+            rng.choice(4, size=n, p=[0.5, 0.3, 0.15, 0.05]).astype(float),
+            rng.choice(2, size=n, p=[0.6, 0.4]).astype(float),
+            np.round(rng.normal(size=n), 1),
+        ]
+    )
+    x[rng.random(n) < 0.1, 0] = np.nan
+    x[rng.random(n) < 0.05, 2] = np.nan
+    return x
+
+
+@pytest.mark.parametrize("data", ["untied", "tied", "mixed"])
 def test_clean_streams_stay_within_the_budget(fitted: Calibration, data: str) -> None:
     """40 clean streams of 10,000 rows at a budget of 2,000 rows: at most 180 alarms
     allowed on average, and the count stays within Poisson bounds of that.
@@ -93,15 +109,32 @@ def test_clean_streams_stay_within_the_budget(fitted: Calibration, data: str) ->
     A baseline shared by a stream's rows makes counts overdispersed; 40 baselines
     keep that small next to these margins.
     """
-    rng = np.random.default_rng(20261201 if data == "untied" else 20261202)
+    seeds = {"untied": 20261201, "tied": 20261202, "mixed": 20261204}
+    rng = np.random.default_rng(seeds[data])
     streams, per = 40, 10_000
-    rows = (
-        rng.normal(size=(streams * per, 4)) if data == "untied" else tied_rows(rng, streams * per)
-    )
+    make = {"untied": lambda r, n: r.normal(size=(n, 4)), "tied": tied_rows, "mixed": mixed_rows}
+    rows = make[data](rng, streams * per)
     alarms, judged = clean_alarm_count(fitted, rows, streams, SMALL_BUDGET)
     allowed = judged / SMALL_BUDGET
     assert alarms <= poisson.ppf(1 - 1e-4, allowed), (alarms, allowed)
     assert alarms >= poisson.ppf(1e-4, allowed / 10), (alarms, allowed)
+
+
+def test_a_change_of_missing_share_or_category_moves_the_ranks(fitted: Calibration) -> None:
+    """After a clean baseline of mixed rows, a feature missing half its values (10%
+    before), or a categorical feature taking its rarest category in half its rows,
+    alarms on that feature within 100 rows."""
+    for feature in (0, 1):
+        rng = np.random.default_rng(40 + feature)
+        x = mixed_rows(rng, 3000)
+        if feature == 0:
+            x[1500::2, 0] = np.nan
+        else:
+            x[1500::2, 1] = 3.0
+        alarm = RankAlarm(4, lambda n, d: fitted.thresholds(d, 1e6), warmup_rows=WARMUP)
+        firings = alarm.observe(x, np.arange(3000))
+        assert firings and 1500 <= firings[0].offset < 1600, firings[:1]
+        assert feature in firings[0].features
 
 
 def test_a_three_sd_shift_is_caught_within_ten_rows(fitted: Calibration) -> None:

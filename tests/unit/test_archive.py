@@ -254,7 +254,6 @@ def test_a_window_without_rows_is_archived_with_its_verdict(tmp_path: Path) -> N
 @pytest.mark.parametrize(
     ("values", "labels", "message"),
     [
-        (np.array([[1.0, np.nan]]), [1], "finite"),
         (np.array([[1.0, np.inf]]), [1], "finite"),
         (np.ones((2, 3)), [1, 1], r"shape \(2, 3\)"),
         (np.ones((2, 2)), [1], "one of each per row"),
@@ -426,3 +425,57 @@ def test_seqs_must_match_the_rows(tmp_path: Path) -> None:
             list(range(9)),
         )
     assert archived_windows(tmp_path, "rows", "iris", 0) == []
+
+
+def test_categorical_windows_read_back_as_strings_whatever_their_codes(tmp_path: Path) -> None:
+    """Two consumers coded an unseen category differently ("Biscoe" is 2 in one window,
+    "Dream" in the other): each record says what its codes mean, and the reader gives
+    strings (None where missing) and NaN for a missing number, in event-time order."""
+    archive = WindowArchive(tmp_path)
+    first = np.array([[0.0, 1.5], [2.0, np.nan], [np.nan, 3.0]])
+    second = np.array([[2.0, 4.0], [1.0, 5.0]])
+    for start, values, strings, partition in (
+        (0, first, ["Torgersen", "Island", "Biscoe", "unused"], 0),
+        (10, second, ["Torgersen", "Island", "Dream"], 1),
+    ):
+        offsets = list(range(start, start + len(values)))
+        archive.append(
+            event(offsets[0], offsets[-1], partition),
+            FEATURES,
+            offsets,
+            [T0 + timedelta(seconds=start + i) for i in range(len(values))],
+            values,
+            ["a"] * len(values),
+            "target",
+            categories={FEATURES[0]: strings},
+        )
+    archive.sync()
+    windows = [
+        *archived_windows(tmp_path, "rows", "iris", 0),
+        *archived_windows(tmp_path, "rows", "iris", 1),
+    ]
+    record = read_window(windows[0])
+    assert record.categories == {FEATURES[0]: ["Torgersen", "Island", "Biscoe"]}
+    assert record.cells(FEATURES[0]) == ["Torgersen", "Biscoe", None]
+    assert np.isnan(record.cells(FEATURES[1])[1])
+    rows = read_labeled_rows(windows, FEATURES, "target")
+    assert rows.categorical == (FEATURES[0],)
+    assert rows.features[:, 0].tolist() == ["Torgersen", "Biscoe", None, "Dream", "Island"]
+    numbers = rows.features[:, 1].astype(float)
+    assert np.isnan(numbers[1]) and numbers[[0, 2, 3, 4]].tolist() == [1.5, 3.0, 4.0, 5.0]
+
+
+def test_a_code_its_categories_lack_is_refused_and_nothing_is_written(tmp_path: Path) -> None:
+    archive = WindowArchive(tmp_path)
+    with pytest.raises(ValueError, match="not codes of its categories"):
+        archive.append(
+            event(0, 0),
+            FEATURES,
+            [0],
+            [T0],
+            np.array([[3.0, 1.0]]),
+            [None],
+            "target",
+            categories={FEATURES[0]: ["a", "b"]},
+        )
+    assert not (tmp_path / "archive").exists()

@@ -118,19 +118,9 @@ def test_binary_file(tmp_path: Path) -> None:
             id="no-features",
         ),
         pytest.param(
-            "a,b,target\n1,2,0\n3,4,1\n5,x4,1\n",
-            r"feature column 'b' is not numeric: 'x4' at line 4",
-            id="non-numeric",
-        ),
-        pytest.param(
-            "a,b,target\n1,2,0\n\n3,,1\n",
-            r"feature column 'b' has a missing value at line 4",
-            id="missing-after-blank-line",
-        ),
-        pytest.param(
-            "a,b,target\n1,2,0\nNaN,4,1\n",
-            r"feature column 'a' has a missing value at line 3",
-            id="nan",
+            "a,b,target\n1,,0\n\n3,NA,1\n",
+            r"feature column 'b' has no values, only missing cells",
+            id="all-missing",
         ),
         pytest.param(
             "a,b,target\n1,2,0\n3,-inf,1\n",
@@ -212,11 +202,12 @@ def test_a_key_column_keeps_each_rows_cell_as_written(
     assert dataset.labels.tolist() == [0, 1, 1]
 
 
-def test_without_a_key_column_there_are_no_keys_and_text_is_no_feature(tmp_path: Path) -> None:
+def test_without_a_key_column_there_are_no_keys_and_text_is_a_category(tmp_path: Path) -> None:
     path = write(tmp_path / "keyed.csv", KEYED)
     assert load_dataset(write(tmp_path / "iris.csv", "a,target\n1,0\n2,1\n")).keys is None
-    with pytest.raises(DatasetError, match="feature column 'customer' is not numeric"):
-        load_dataset(path)
+    dataset = load_dataset(path)
+    assert dataset.keys is None
+    assert dataset.categorical == ("customer",)
 
 
 @pytest.mark.parametrize(
@@ -249,3 +240,51 @@ def test_a_bad_key_column_is_one_line_naming_it(
     with pytest.raises(DatasetError, match=message) as caught:
         load_dataset(path, key_column=key_column)
     assert "\n" not in str(caught.value)
+
+
+def test_text_columns_are_categorical_and_na_cells_missing(tmp_path: Path) -> None:
+    path = write(
+        tmp_path / "mixed.csv",
+        "island,mass,sex,year,target\n"
+        "Dream, 3.5 ,male,2007,a\n"
+        "Biscoe,NA,,2008,b\n"
+        " Dream ,,NA,2007,a\n"
+        "Torgersen,4.25,female,2009,b\n",
+    )
+    dataset = load_dataset(path)
+    assert dataset.categorical == ("island", "sex")
+    assert dataset.feature_names == ["island", "mass", "sex", "year"]
+    assert dataset.features["island"].tolist() == ["Dream", "Biscoe", "Dream", "Torgersen"]
+    assert dataset.features["sex"].tolist() == ["male", None, None, "female"]
+    mass = dataset.features["mass"]
+    assert mass.dtype == np.float64
+    assert mass.tolist()[0] == 3.5 and mass.tolist()[3] == 4.25
+    assert mass.isna().tolist() == [False, True, True, False]
+    assert dataset.features["year"].dtype == np.float64
+
+
+def test_categorical_names_numeric_looking_columns(tmp_path: Path) -> None:
+    path = write(tmp_path / "years.csv", "year,x,target\n2007,1,0\n2008,,1\n,3,0\n")
+    dataset = load_dataset(path, categorical=["year"])
+    assert dataset.categorical == ("year",)
+    assert dataset.features["year"].tolist() == ["2007", "2008", None]
+    assert np.isnan(dataset.features["x"].iloc[1])
+
+
+def test_an_infinity_in_a_numeric_column_is_still_refused(tmp_path: Path) -> None:
+    path = write(tmp_path / "inf.csv", "a,b,target\n1,2,0\n3,inf,1\n4,,1\n")
+    with pytest.raises(DatasetError, match=r"column 'b' has an infinite value 'inf' at line 3"):
+        load_dataset(path)
+
+
+@pytest.mark.parametrize(
+    ("name", "message"),
+    [
+        ("c", r"categorical column 'c' not found; columns present: a, b, target"),
+        ("target", r"column 'target' is the label column; only features are categorical"),
+    ],
+)
+def test_a_bad_categorical_name_is_refused(tmp_path: Path, name: str, message: str) -> None:
+    path = write(tmp_path / "ab.csv", "a,b,target\n1,x,0\n3,4,1\n")
+    with pytest.raises(DatasetError, match=message):
+        load_dataset(path, categorical=[name])

@@ -6,6 +6,7 @@ import json
 import math
 from datetime import UTC, datetime
 
+import numpy as np
 import pytest
 from pydantic import ValidationError
 
@@ -52,7 +53,6 @@ def test_the_producers_bytes_round_trip() -> None:
         (raw(schema_version=2), "unknown-schema-version", "2"),
         (raw().replace(b'"schema_version": 1, ', b""), "unknown-schema-version", "missing"),
         (raw(features={"a": "1.5", "b": 2}), "invalid-field", "features.a"),
-        (raw(features={"a": None, "b": 2}), "invalid-field", "features.a"),
         (raw(features={"a": True, "b": 2}), "invalid-field", "features.a"),
         (raw(features={"a": float("nan"), "b": 2}), "non-finite-value", "features.a"),
         (raw(features={"a": float("inf"), "b": 2}), "non-finite-value", "features.a"),
@@ -355,3 +355,112 @@ def test_a_failure_inside_the_decoder_is_a_dead_letter_not_a_crash(
         decoder.decode(raw()),
         ("undecodable", "RuntimeError: bug on never-seen-before"),
     ]
+
+
+MIXED = RowDecoder(
+    ["island", "mass"], classes=["Adelie", "Gentoo"], categories={"island": ["Biscoe", "Dream"]}
+)
+
+
+def mixed_row(features: dict, seq: int = 0) -> bytes:
+    return json.dumps(
+        {
+            "schema_version": 1,
+            "stream": "penguins",
+            "seq": seq,
+            "event_time": "2026-01-01T00:00:00Z",
+            "features": features,
+            "label": "Adelie",
+        }
+    ).encode()
+
+
+def test_categories_become_codes_unseen_ones_the_next_and_null_is_missing() -> None:
+    decoder = RowDecoder(
+        ["island", "mass"], classes=["Adelie"], categories={"island": ["Biscoe", "Dream"]}
+    )
+    rows = decoder.decode_all(
+        [
+            mixed_row({"island": "Dream", "mass": 3.5}),
+            mixed_row({"island": "Torgersen", "mass": None}),
+            mixed_row({"island": None, "mass": 4}),
+            mixed_row({"island": "Torgersen", "mass": 1.0}),
+            mixed_row({"island": "Zed", "mass": 1.0}),
+        ]
+    )
+    assert [decoder.values(row) for row in rows] == [  # type: ignore[arg-type]
+        (1.0, 3.5),
+        (2.0, None),
+        (None, 4.0),
+        (2.0, 1.0),
+        (3.0, 1.0),
+    ]
+    assert decoder.categories == {"island": ["Biscoe", "Dream", "Torgersen", "Zed"]}
+    matrix = np.array([decoder.values(row) for row in rows], dtype=np.float64)  # type: ignore[arg-type]
+    assert np.isnan(matrix[1, 1]) and np.isnan(matrix[2, 0])
+
+
+@pytest.mark.parametrize(
+    ("features", "reason", "detail"),
+    [
+        (
+            {"island": 2, "mass": 1.0},
+            "invalid-field",
+            "features.island: categorical, takes a string or null, got 2.0",
+        ),
+        (
+            {"island": "Dream", "mass": "heavy"},
+            "invalid-field",
+            "features.mass: numeric, takes a number or null, got 'heavy'",
+        ),
+        (
+            {"island": True, "mass": 1.0},
+            "invalid-field",
+            "features.island: categorical, takes a string or null, got True",
+        ),
+        ({"island": "Dream"}, "wrong-feature-set", "missing mass"),
+    ],
+)
+def test_a_value_of_the_wrong_kind_is_an_invalid_field(
+    features: dict, reason: str, detail: str
+) -> None:
+    for outcome in (
+        MIXED.decode_all([mixed_row(features)])[0],
+        MIXED.decode_all([mixed_row(features), None])[0],
+    ):
+        assert isinstance(outcome, MalformedRowError)
+        assert (outcome.reason, outcome.detail) == (reason, detail)
+
+
+@pytest.mark.parametrize("literal", [b"NaN", b"Infinity", b"-Infinity"])
+def test_non_finite_literals_stay_malformed_for_either_kind(literal: bytes) -> None:
+    numeric = RowDecoder(["island", "mass"], classes=["Adelie"])
+    for decoder, island in ((MIXED, "Dream"), (numeric, None)):
+        value = mixed_row({"island": island, "mass": 0.0}).replace(b"0.0", literal)
+        with pytest.raises(MalformedRowError) as caught:
+            decoder.decode(value)
+        assert caught.value.reason == "non-finite-value"
+        assert caught.value.detail.startswith("features.mass is ")
+
+
+def test_an_all_numeric_decoder_takes_null_and_refuses_a_string() -> None:
+    decoder = RowDecoder(["island", "mass"], classes=["Adelie"])
+    row = decoder.decode(mixed_row({"island": None, "mass": 2.0}))
+    assert decoder.values(row) == (None, 2.0)
+    with pytest.raises(
+        MalformedRowError, match=r"features\.island: numeric, takes a number or null, got 'Dream'"
+    ):
+        decoder.decode(mixed_row({"island": "Dream", "mass": 2.0}))
+
+
+def test_unseen_categories_past_the_cap_share_one_code(monkeypatch: pytest.MonkeyPatch) -> None:
+    import consumer.decoding as decoding
+
+    monkeypatch.setattr(decoding, "UNSEEN_CATEGORIES_MAX", 2)
+    decoder = RowDecoder(["island", "mass"], classes=["Adelie"], categories={"island": ["A"]})
+    codes = [
+        decoder.values(decoder.decode(mixed_row({"island": name, "mass": 1.0})))[0]
+        for name in ["B", "C", "D", "E", "B"]
+    ]
+    assert codes == [1.0, 2.0, 3.0, 3.0, 1.0]
+    assert decoder.categories["island"] == ["A", "B", "C", decoding.OTHER_CATEGORY]

@@ -227,11 +227,12 @@ def outcome(decoder: RowDecoder, value: bytes | None) -> RowMessage | tuple[str,
 
 
 def assert_usable(decoder: RowDecoder, message: RowMessage) -> None:
-    """A row downstream steps can take: finite float features in order, a known label."""
+    """A row downstream steps can take: finite float features (or None: missing) in order,
+    a known label."""
     assert isinstance(message, RowMessage)
     values = decoder.values(message)
     assert len(values) == len(FEATURES)
-    assert all(type(v) is float and math.isfinite(v) for v in values)
+    assert all(v is None or (type(v) is float and math.isfinite(v)) for v in values)
     assert values == tuple(message.features[name] for name in FEATURES)
     label = message.label
     assert label is None or any(type(label) is type(c) and label == c for c in decoder.classes)

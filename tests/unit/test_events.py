@@ -29,7 +29,11 @@ def test_the_event_for_a_window_says_where_it_lies_and_what_was_found() -> None:
         drifted=(1,),
     )
     model = SimpleNamespace(
-        model_name="classifier", version=3, feature_names=["a", "b"], reference_sha256="ab" * 32
+        model_name="classifier",
+        version=3,
+        feature_names=["a", "b"],
+        reference_sha256="ab" * 32,
+        categories={},
     )
     event = DriftEvent.for_window(
         "rows",
@@ -46,7 +50,7 @@ def test_the_event_for_a_window_says_where_it_lies_and_what_was_found() -> None:
     )
     assert event.model_dump(mode="json") == {
         "schema_version": 1,
-        "schema_minor": 1,
+        "schema_minor": 2,
         "alarm": None,
         "episode": None,
         "event_id": "rows-2-100-103",
@@ -72,6 +76,8 @@ def test_the_event_for_a_window_says_where_it_lies_and_what_was_found() -> None:
         "p_values": {"a": 0.5, "b": float(np.float32(0.001))},
         "distances": {"a": float(np.float32(0.1)), "b": float(np.float32(0.9))},
         "drifted_features": ["b"],
+        "categorical_features": [],
+        "missing_shares": {"a": 0.0, "b": 0.0},
         "model_name": "classifier",
         "model_version": 3,
         "reference_sha256": "ab" * 32,
@@ -90,7 +96,9 @@ def test_an_event_is_judged_now_unless_told() -> None:
         threshold=0.05,
         drifted=(),
     )
-    model = SimpleNamespace(model_name="m", version=1, feature_names=["a"], reference_sha256="0")
+    model = SimpleNamespace(
+        model_name="m", version=1, feature_names=["a"], reference_sha256="0", categories={}
+    )
     before = datetime.now(UTC)
     event = DriftEvent.for_window(
         "rows",

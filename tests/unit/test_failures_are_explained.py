@@ -54,7 +54,8 @@ def test_producer_reports_an_unreachable_broker(tmp_path: Path) -> None:
     ("content", "args", "message"),
     [
         (None, [], "not found"),
-        ("x,target\nabc,0\n1.0,1\n", [], "x"),
+        ("x,target\n-inf,0\n1.0,1\n", [], "x' has an infinite value"),
+        ("x,target\n1.0,0\n2.0,1\n", ["--categorical", "y"], "categorical column 'y'"),
         ("x,y\n1.0,0\n2.0,1\n", [], "target"),
         ("x,target\n1.0,0\n2.0,1\n", ["--drift-features", "nope"], "nope"),
         ("x,target\n1.0,0\n2.0,1\n", ["--rate", "-5"], "rate"),

@@ -158,6 +158,7 @@ def monitor(tmp_path: Path, consumer: Consumer, producer: Producer) -> DriftMoni
             reference_sha256="0" * 64,
             label_column="target",
             reference_rows=len(reference),
+            categories={},
         ),
         decoder=RowDecoder(FEATURES, classes=[0]),
         detector=FastKS(reference),

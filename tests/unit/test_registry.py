@@ -302,13 +302,32 @@ def test_register_rejects_bad_parameters(
     assert registry.versions() == []
 
 
-def test_register_rejects_non_finite_reference(
+def test_register_rejects_an_infinite_reference_and_keeps_nan_as_missing(
     registry: Registry, forest: RandomForestClassifier, iris: tuple[np.ndarray, np.ndarray]
 ) -> None:
     reference = iris[0].copy()
-    reference[3, 1] = np.nan
-    with pytest.raises(ValueError, match="reference"):
+    reference[3, 1] = np.inf
+    with pytest.raises(ValueError, match="reference must hold no infinite values"):
         register(registry, forest, reference)
+    reference[3, 1] = np.nan
+    register(registry, forest, reference)
+    assert np.isnan(registry.load(1).reference[3, 1])
+
+
+def test_register_checks_categories_against_the_reference_codes(
+    registry: Registry, forest: RandomForestClassifier, iris: tuple[np.ndarray, np.ndarray]
+) -> None:
+    names = ["sepal_length", "sepal_width", "petal_length", "petal_width"]
+    with pytest.raises(ValueError, match=r"reference column 'sepal_length' must hold codes 0\.\.1"):
+        register(registry, forest, iris[0], categories={"sepal_length": ["a", "b"]})
+    with pytest.raises(ValueError, match="not one of feature_names"):
+        register(registry, forest, iris[0], categories={"colour": ["a"]})
+    codes = iris[0].copy()
+    codes[:, 0] = np.arange(len(codes)) % 2
+    codes[0, 0] = np.nan
+    metadata = register(registry, forest, codes, categories={names[0]: ["a", "b"]})
+    assert metadata.categories == {names[0]: ["a", "b"]}
+    assert registry.load(metadata.version).metadata.categories == {names[0]: ["a", "b"]}
 
 
 def test_register_requires_an_existing_parent(

@@ -2,11 +2,16 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
+
 import numpy as np
 import pytest
 
+from producer.messages import RowMessage
 from producer.replay import DriftPlan, Pacer, replay
 from producer.settings import ProducerSettings
+
+NOW = datetime(2026, 1, 1, tzinfo=UTC)
 
 X = np.arange(30, dtype=float).reshape(10, 3)
 NAMES = ["a", "b", "c"]
@@ -111,3 +116,36 @@ def test_flags_beat_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
     assert ProducerSettings(bootstrap_servers="h:2").servers == ["h:2"]
     with pytest.raises(ValueError, match="KAFKA_BOOTSTRAP_SERVERS"):
         ProducerSettings(bootstrap_servers="nohostport")
+
+
+def test_categorical_cells_go_as_text_missing_as_none_and_drift_to_the_rarest() -> None:
+    x = np.array([["b", 1.0], ["a", np.nan], ["b", 2.0], [None, 3.0]], dtype=object)
+    rows = list(
+        replay(
+            x,
+            None,
+            ["c", "n"],
+            count=8,
+            shuffle=False,
+            categorical=["c"],
+            drift=DriftPlan(after=4, mean=10.0, std=0.0, features=("c",)),
+        )
+    )
+    assert [r.features for r in rows[:4]] == [
+        {"c": "b", "n": 1.0},
+        {"c": "a", "n": None},
+        {"c": "b", "n": 2.0},
+        {"c": None, "n": 3.0},
+    ]
+    # Only the category drifts (its rarest, "a"); a missing one stays missing.
+    assert [r.features["c"] for r in rows[4:]] == ["a", "a", "a", None]
+    assert [r.features["n"] for r in rows[4:]] == [1.0, None, 2.0, 3.0]
+    messages = [
+        RowMessage(stream="s", seq=r.seq, event_time=NOW, features=r.features) for r in rows
+    ]
+    assert b'"n":null' in messages[1].to_bytes()
+
+
+def test_categorical_names_must_be_columns() -> None:
+    with pytest.raises(ValueError, match=r"categorical \['z'\] are not columns"):
+        next(replay(np.zeros((2, 1)), None, ["a"], count=1, categorical=["z"]))

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from datetime import timedelta
 from pathlib import Path
 
 import numpy as np
@@ -147,3 +148,60 @@ def test_training_is_deterministic(tmp_path: Path, iris: Dataset) -> None:
 def test_training_needs_rows(settings: RetrainSettings) -> None:
     with pytest.raises(RetrainError, match="need at least 2"):
         train_challenger(drift_event(TOPIC, 0, 49), settings, "run-1")
+
+
+def test_a_challenger_learns_the_categories_of_its_windows(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The champion knows islands A and B; from offset 300 the stream's rows come from a
+    new island C, whose rows have the other label. The archive holds the consumer's
+    codes (C as the unseen code 2) with their strings; the challenger is trained on the
+    strings, so its categories have C, its reference codes it, and it beats the champion
+    that cannot tell C's rows apart."""
+    from consumer.archive import WindowArchive
+    from data.dataset import load_dataset
+    from tests.dags.scenario import T0
+
+    rng = np.random.default_rng(4)
+    lines = ["island,size,target"]
+    for i in range(300):
+        island = "AB"[i % 2]
+        size = "NA" if i % 10 == 0 else f"{rng.normal(5, 1):.2f}"
+        lines.append(f"{island},{size},{int(island == 'A')}")
+    (tmp_path / "train.csv").write_text("\n".join(lines) + "\n")
+    root = tmp_path / "var"
+    train_and_register(Registry(root), load_dataset(tmp_path / "train.csv"), seed=7)
+    assert Registry(root).metadata(1).categories == {"island": ["A", "B"]}
+
+    archive = WindowArchive(root, fsync=False)
+    events = []
+    for first in range(0, 600, 50):
+        offsets = list(range(first, first + 50))
+        codes = np.array([2.0 if o >= 300 else float(o % 2) for o in offsets])
+        sizes = rng.normal(5, 1, size=50)
+        sizes[::7] = np.nan
+        labels = [0 if o >= 300 else int(o % 2 == 0) for o in offsets]
+        event = drift_event(TOPIC, first, first + 49, features=("island", "size"))
+        events.append(
+            archive.append(
+                event,
+                ["island", "size"],
+                offsets,
+                [T0 + timedelta(seconds=o) for o in offsets],
+                np.column_stack([codes, sizes]),
+                labels,
+                "target",
+                categories={"island": ["A", "B", "C"]},
+            )
+        )
+    archive.close()
+    monkeypatch.setenv("DRIFTLOOP_ARTIFACT_ROOT", str(root))
+    monkeypatch.setenv("DRIFTLOOP_LOOKBACK_WINDOWS", "0")
+    result = train_challenger(events[6], RetrainSettings(), "run-1")
+
+    challenger = Registry(root).load(result["version"])
+    assert challenger.metadata.categories == {"island": ["C"]}
+    assert set(np.unique(challenger.reference[:, 0])) == {0.0}
+    assert np.isnan(challenger.reference[:, 1]).any()
+    assert result["challenger_metrics"]["accuracy"] == 1.0
+    assert result["champion_metrics"]["accuracy"] < 0.9
