@@ -176,7 +176,22 @@ def _plot_accuracy(timeline: Timeline, ax: Axes, x: np.ndarray, marker_size: flo
     accuracy = np.array(
         [np.nan if e.accuracy is None else e.accuracy for e in timeline.events], dtype=float
     )
+    late = np.array([np.nan if a is None else a for a in timeline.late_accuracy], dtype=float)
+    if not np.isnan(late).all():
+        # Labels that came later: hollow markers, no line (they arrive out of order).
+        ax.plot(
+            x,
+            late,
+            ls="none",
+            marker="o",
+            ms=marker_size + 1,
+            mfc="none",
+            mec=_ACCURACY_COLOR,
+            mew=1.4,
+        )
     if np.isnan(accuracy).all():
+        if not np.isnan(late).all():
+            return
         ax.text(
             0.5,
             0.5,
@@ -254,6 +269,19 @@ def _legend_handles(timeline: Timeline, top: Axes, bottom: Axes) -> list[Line2D 
                 lw=1.6,
                 marker="o",
                 label="champion accuracy\n(gap: window without labels)",
+            )
+        )
+    if any(a is not None for a in timeline.late_accuracy):
+        handles.append(
+            Line2D(
+                [],
+                [],
+                ls="none",
+                marker="o",
+                mfc="none",
+                mec=_ACCURACY_COLOR,
+                mew=1.4,
+                label="champion accuracy,\nlabels that came later",
             )
         )
     return handles

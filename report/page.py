@@ -128,11 +128,16 @@ def page(timeline: Timeline, title: str, png: bytes, generated: datetime | None 
 def _caption(timeline: Timeline) -> str:
     text = (
         "Top: each feature's p-value per window (Kolmogorov-Smirnov against the champion's "
-        "reference data), log scale; a feature drifts when its p-value is below the dashed "
-        "threshold. Shaded: drifted windows. Vertical lines: the first window judged by a new "
-        "model version. Bottom: the champion's accuracy on the window's labeled rows; a gap "
-        "is a window without labels."
+        "reference data; chi-squared for a categorical feature), log scale; a feature drifts "
+        "when its p-value is below the dashed threshold. Shaded: drifted windows. Vertical "
+        "lines: the first window judged by a new model version. Bottom: the champion's "
+        "accuracy on the window's labeled rows; a gap is a window without labels."
     )
+    if any(a is not None for a in timeline.late_accuracy):
+        text += (
+            " Hollow circles: the accuracy on a window once its labels came later "
+            "(python -m consumer.labels)."
+        )
     if timeline.has_zero_p_values:
         text += (
             f" A p-value of exactly 0 (below what the test can represent) is drawn as a "

@@ -13,6 +13,7 @@ from pydantic import ValidationError
 
 from consumer.archive import ArchiveError, archived_verdicts
 from consumer.events import DriftEvent
+from consumer.labels.store import late_accuracies
 from models.registry import Registry, RegistryError, VersionMetadata
 
 logger = logging.getLogger(__name__)
@@ -87,12 +88,16 @@ class Timeline:
         Verdict files that could not be read or parsed.
     registered : Mapping
         ``(model_name, version)`` to the registry's metadata, for the versions found there.
+    late : Mapping
+        ``(topic, partition, first offset)`` of a window to the champion's accuracy on
+        it once its labels came later (``python -m consumer.labels``).
     """
 
     source: Path
     events: tuple[DriftEvent, ...]
     skipped: tuple[Path, ...] = ()
     registered: Mapping[tuple[str, int], VersionMetadata] = field(default_factory=dict)
+    late: Mapping[tuple[str, int, int], float] = field(default_factory=dict)
 
     def __len__(self) -> int:
         return len(self.events)
@@ -101,6 +106,14 @@ class Timeline:
     def features(self) -> list[str]:
         """Every feature with a p-value, in the order first seen."""
         return list(dict.fromkeys(name for event in self.events for name in event.p_values))
+
+    @cached_property
+    def late_accuracy(self) -> list[float | None]:
+        """Each window's late accuracy (labels that came after it was judged), or None."""
+        return [
+            self.late.get((e.window.topic, e.window.partition, e.window.first_offset))
+            for e in self.events
+        ]
 
     @property
     def drifted(self) -> int:
@@ -241,7 +254,12 @@ def load_timeline(artifact_root: Path, topic: str | None = None) -> Timeline:
     events.sort(
         key=lambda e: (e.detected_at, e.window.topic, e.window.partition, e.window.first_offset)
     )
-    return Timeline(source, tuple(events), tuple(skipped), _registered(artifact_root, events))
+    late = {
+        (point.topic, point.partition, point.first_offset): point.accuracy
+        for point in late_accuracies(Path(artifact_root))
+        if topic is None or point.topic == topic
+    }
+    return Timeline(source, tuple(events), tuple(skipped), _registered(artifact_root, events), late)
 
 
 def _nothing_to_plot(source: Path, found: int) -> str:

@@ -121,3 +121,37 @@ def test_the_template_ships_with_the_package() -> None:
 
     assert templates
     assert [t for t in templates if not any(fnmatch(t, p) for p in patterns)] == []
+
+
+def test_accuracy_from_labels_that_came_later_is_drawn_on_its_window(tmp_path: Path) -> None:
+    from consumer.labels.store import LabelStore, LateAccuracy
+
+    events = [verdict(i, 1, False, None) for i in range(4)]
+    archive(tmp_path, events)
+    store = LabelStore(tmp_path, "labels", fsync=False)
+    for event, accuracy in ((events[1], 0.75), (events[3], 0.5)):
+        w = event.window
+        store.record_accuracy(
+            "iris",
+            LateAccuracy(
+                window=f"seg#{w.first_offset}-{w.last_offset}",
+                stream="iris",
+                topic=w.topic,
+                partition=w.partition,
+                first_offset=w.first_offset,
+                last_offset=w.last_offset,
+                model_name="classifier",
+                model_version=1,
+                accuracy=accuracy,
+                labeled=w.size,
+                size=w.size,
+                reported_at=START,
+            ),
+        )
+    store.close()
+
+    timeline = load_timeline(tmp_path)
+    assert timeline.late_accuracy == [None, 0.75, None, 0.5]
+    assert load_timeline(tmp_path, topic="rows").late_accuracy == [None, 0.75, None, 0.5]
+    _, page = render(timeline, tmp_path / "out")
+    assert "Hollow circles: the accuracy on a window once its labels came later" in page.read_text()
