@@ -50,12 +50,12 @@ broker-status:
 # The whole loop on this machine, narrated: broker, champion, Airflow, consumer, producer.
 demo: setup
 	$(PY) -m broker fetch
-	$(PY) -m demo
+	$(PY) -m demo $(DEMO_ARGS)
 
 # The same, left running at the end for exploring (Ctrl-C stops it all).
 demo-explore: setup
 	$(PY) -m broker fetch
-	$(PY) -m demo --keep-running
+	$(PY) -m demo --keep-running $(DEMO_ARGS)
 
 bench: setup
 	$(PY) -m broker fetch

@@ -51,7 +51,8 @@ DEMO_DATA: dict[str, DemoData] = {
         "penguins",
         "species",
         ("--drift-features", "island,bill_length_mm", "--noise-mean", "8", "--noise-std", "2"),
-        "half the birds moved to the rarest island, Gaussian noise (mean 8, std 2) on bill length",
+        "every bird on the rarest island (Torgersen) and Gaussian noise (mean 8, std 2) on its "
+        "bill length",
     ),
 }
 """The data sets the demo can run on (``python -m demo --data NAME``)."""

@@ -57,6 +57,36 @@ def test_prepare_is_deterministic(tmp_path: Path) -> None:
     assert file_sha256(tmp_path / "a.csv") == file_sha256(tmp_path / "b.csv")
 
 
+def test_prepare_penguins_writes_a_table_with_categories_and_missing_values(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    assert main(["prepare", "penguins"]) == 0
+    out = tmp_path / "data" / "penguins.csv"
+    assert f"wrote 344 rows, 6 features to {Path('data/penguins.csv')}" in capsys.readouterr().out
+
+    dataset = load_dataset(out, label_column="species")
+    assert dataset.categorical == ("island", "sex")
+    assert dataset.labels.value_counts().to_dict() == {
+        "Adelie": 152,
+        "Gentoo": 124,
+        "Chinstrap": 68,
+    }
+    assert sorted(set(dataset.features["island"])) == ["Biscoe", "Dream", "Torgersen"]
+    # The study's NA cells are missing values: two birds without measurements, eleven
+    # without a recorded sex; the study year is left out.
+    assert dataset.features["bill_length_mm"].isna().sum() == 2
+    assert sum(cell is None for cell in dataset.features["sex"]) == 11
+    assert "year" not in dataset.feature_names
+
+
+def test_prepare_names_the_data_sets_it_knows(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as exit_info:
+        main(["prepare", "wine"])
+    assert exit_info.value.code == 2
+    assert "invalid choice: 'wine' (choose from 'iris', 'penguins')" in capsys.readouterr().err
+
+
 def test_string_labels_and_label_column_anywhere(tmp_path: Path) -> None:
     path = write(
         tmp_path / "fruit.csv",
