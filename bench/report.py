@@ -142,6 +142,11 @@ class Series:
         return statistics.median(m.rate for m in self.runs)
 
     @property
+    def median_cpu_rate(self) -> float:
+        """Median rows per CPU-second (all threads) over the runs."""
+        return statistics.median(m.cpu_rate for m in self.runs)
+
+    @property
     def median_ratio(self) -> float:
         """Median over the rounds of this run's rate over the plain reader's in that round."""
         return statistics.median(
@@ -176,11 +181,11 @@ def table(series: list[Series]) -> str:
     reader) in the same round. Detection times pool every window of every round.
     """
     header = (
-        "| reader | client | window | KS backend | rows/s | x plain reader "
+        "| reader | client | window | KS backend | rows/s | rows/CPU-s | x plain reader "
         "| x plain reader, CPU time | x plain kafka-python reader "
         "| detect ms/window mean | detect ms/window p95 | detect share of time | runs |"
     )
-    lines = [header, "|" + "---|" * 12]
+    lines = [header, "|" + "---|" * 13]
     for s in series:
         detect = s.detect_seconds
         if detect:
@@ -191,7 +196,8 @@ def table(series: list[Series]) -> str:
             mean = p95 = share = "-"
         lines.append(
             f"| {s.label} | {s.client} | {s.window or '-'} | {s.backend or '-'} "
-            f"| {s.median_rate:,.0f} | {s.median_ratio:.2f} | {s.median_cpu_ratio:.2f} "
+            f"| {s.median_rate:,.0f} | {s.median_cpu_rate:,.0f} | {s.median_ratio:.2f} "
+            f"| {s.median_cpu_ratio:.2f} "
             f"| {s.median_ratio_to_kafka_python:.2f} | {mean} | {p95} | {share} | {len(s.runs)} |"
         )
     return "\n".join(lines)
