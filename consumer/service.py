@@ -1030,3 +1030,18 @@ class _Rebalance(ConsumerRebalanceListener):
         logger.info(
             "assigned partitions %s", sorted(f"{tp.topic}/{tp.partition}" for tp in assigned)
         )
+        topic = self.monitor.settings.rows_topic
+        foreign = sorted(f"{tp.topic}/{tp.partition}" for tp in assigned if tp.topic != topic)
+        if foreign:
+            # A static member rejoining its group is handed the assignment it had: a
+            # group that read another topic under this instance id keeps giving it.
+            logger.error(
+                "assigned partitions of another topic than %s: %s; this instance id (%s) "
+                "was a member of group %s when it read that topic, and the group hands a "
+                "rejoining static member its old assignment: use a group id of its own "
+                "for each rows topic (or wait for the old members' session to end)",
+                topic,
+                ", ".join(foreign),
+                self.monitor.settings.member_id,
+                self.monitor.settings.group_id,
+            )

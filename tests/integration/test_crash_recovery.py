@@ -33,7 +33,9 @@ def start_consumer(env: dict[str, str], artifact_root: Path, log: Path) -> subpr
                 "--artifact-root",
                 str(artifact_root),
                 "--group-id",
-                "crash-test",
+                # A group of its own: a static member rejoining a group is handed the
+                # assignment it had, also one of another test's topic.
+                f"crash-test-{env['DRIFTLOOP_ROWS_TOPIC']}",
             ],
             env=env,
             stdout=out,

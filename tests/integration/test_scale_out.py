@@ -64,7 +64,8 @@ class Consumer:
                     "--artifact-root",
                     str(self.root),
                     "--group-id",
-                    "scale-test",
+                    # A group per test (see test_crash_recovery).
+                    f"scale-test-{self.env['DRIFTLOOP_ROWS_TOPIC']}",
                     "--instance-id",
                     self.name,
                     "--session-timeout-ms",

@@ -504,3 +504,22 @@ def test_windows_closing_on_time_are_judged_logged_and_resumed_alike(
         after = run(producer, size=3)
         got = [(e.window.first_offset, e.window.last_offset) for e in before + after]
         assert got == [w[:2] for w in windows], until
+
+
+def test_an_assignment_of_another_topic_is_an_error_that_says_why(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A static member rejoining its group gets its old assignment, topic and all."""
+
+    class Stale(Consumer):
+        def subscribe(self, topics: list[str], listener: Any) -> None:
+            listener.on_partitions_assigned([TopicPartition("last-weeks-rows", 0), TP])
+
+    producer = Producer()
+    with caplog.at_level(logging.ERROR, logger="consumer.service"):
+        monitor(tmp_path, Stale([], producer), producer).run(lambda: False, idle_timeout=0)
+    (line,) = [r.getMessage() for r in caplog.records if r.levelno == logging.ERROR]
+    assert line.startswith(
+        f"assigned partitions of another topic than {TP.topic}: last-weeks-rows/0;"
+    )
+    assert "use a group id of its own for each rows topic" in line
