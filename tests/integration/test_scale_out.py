@@ -342,7 +342,8 @@ def test_a_second_consumer_under_the_same_instance_id_takes_over_and_the_first_s
         code = first.process.wait(timeout=60)
         assert code in (1, 3), first.log.read_text()[-2000:]
         if code == 3:
-            assert "another consumer of group 'scale-test' started as instance 'twin'" in (
+            group = f"scale-test-{spread['DRIFTLOOP_ROWS_TOPIC']}"
+            assert f"another consumer of group '{group}' started as instance 'twin'" in (
                 first.log.read_text()
             )
         wait_until(lambda: second.logged(" window=") >= 2, 60, "the second consumer judging")
