@@ -194,13 +194,14 @@ def window_z(
     # The ends first, then the scores: a copy of the points summed, not of every sum.
     picked = list(degrees)
     z = (sums[:, :, ends][picked] - sums[:, :, ends - window][picked]) / null_sd(window, baseline)
+    if len(degrees) == 1:
+        one = z[0] if skews is None else normal_scale(z[0], skews[degrees[0]] / math.sqrt(window))
+        return np.asarray(np.abs(one))
     if skews is not None:
         # A sum of w independent scores has skewness g / sqrt(w); the baseline's shared
         # error makes it a little smaller, which the calibration's simulation absorbs.
         root = math.sqrt(window)
         z = np.stack([normal_scale(z[i], skews[d] / root) for i, d in enumerate(degrees)])
-    if len(degrees) == 1:
-        return np.asarray(np.abs(z[0]))
     s = (z**2).sum(axis=0)
     k = len(degrees)
     if k == 2:
