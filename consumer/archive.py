@@ -96,6 +96,10 @@ LateLabels = Mapping[str, Mapping[int, str]]
 row ``seq`` to the label's text. ``consumer.labels.store.late_labels`` reads them."""
 
 
+_DIRECTORIES_KEPT = 4096
+"""Most (topic, stream, partition) directories `WindowArchive.directory_for` remembers."""
+
+
 class ArchiveError(RuntimeError):
     """An archived window cannot be read: missing, lacking a column, or a malformed cell."""
 
@@ -468,11 +472,21 @@ class WindowArchive:
         self._open: dict[Path, _Segment] = {}
         self._closing: list[_Segment] = []
         self._new_dirs: set[Path] = set()
+        self._directories: dict[tuple[str, str, int | None], Path] = {}
 
     def directory_for(self, topic: str, stream: str, partition: int | None = None) -> Path:
         """The directory of a stream's windows (of one partition, with ``partition``)."""
-        directory = self.root / topic / stream_directory(stream)
-        return directory if partition is None else directory / str(partition)
+        key = (topic, stream, partition)
+        directory = self._directories.get(key)
+        if directory is None:
+            # Asked for every window (its name, then its append): built once per key.
+            if len(self._directories) >= _DIRECTORIES_KEPT:
+                self._directories.clear()
+            directory = self.root / topic / stream_directory(stream)
+            if partition is not None:
+                directory = directory / str(partition)
+            self._directories[key] = directory
+        return directory
 
     def path_for(
         self, topic: str, stream: str, partition: int, first_offset: int, last_offset: int
