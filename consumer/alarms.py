@@ -637,23 +637,32 @@ class RankAlarm:
         """Add rows until the first alarm; return it (or None) and the rows consumed."""
         assert self._thresholds is not None
         kept = self._history.shape[2]
-        full = np.concatenate([self._history, scores], axis=2)
-        sums = np.concatenate([np.zeros((*full.shape[:2], 1)), np.cumsum(full, axis=2)], axis=2)
         m = scores.shape[2]
         # Row counts since the restart at each new row, and the evaluation points among them.
         counts = self._since_restart + np.arange(1, m + 1)
         at = np.flatnonzero((counts % self.every == 0) & (counts > self._quiet))
-        # Soon after a restart only the short sums can be judged: those points first. On a
-        # drifted stream the alarm fires there again, and the rest of the chunk is not
-        # scanned. Each point is judged as in one pass, and the head's points come first.
+        # Soon after a restart only the short sums can be judged: those points first, and
+        # the rows up to them only. On a drifted stream the alarm fires there again, and
+        # the rest of the chunk is neither summed nor scanned. Each point is judged as in
+        # one pass (the sums of a prefix are the prefix of the sums: added in order), and
+        # the head's points come first.
         head = int(np.searchsorted(counts[at], HEAD_ROWS))
-        first = self._first_firing(sums, counts, at[:head], kept, pos, n)
+        first: tuple[int, Firing] | None = None
+        if head:
+            full = np.concatenate([self._history, scores[:, :, : int(at[head - 1]) + 1]], axis=2)
+            first = self._first_firing(_summed(full), counts, at[:head], kept, pos, n)
         if first is None:
-            first = self._first_firing(sums, counts, at[head:], kept, pos, n)
+            full = np.concatenate([self._history, scores], axis=2)
+            first = self._first_firing(_summed(full), counts, at[head:], kept, pos, n)
         used = m if first is None else first[0] + 1
         self._since_restart += used
         self._history = full[:, :, kept + used - min(LONGEST, self._since_restart) : kept + used]
         return (None if first is None else first[1]), used
+
+
+def _summed(scores: np.ndarray) -> np.ndarray:
+    """Cumulative sums of scores (scores, features, rows) along the rows, with a leading 0."""
+    return np.concatenate([np.zeros((*scores.shape[:2], 1)), np.cumsum(scores, axis=2)], axis=2)
 
 
 def feature_names_of(firing: Firing, names: Sequence[str]) -> list[str]:
