@@ -33,7 +33,9 @@ def start_consumer(env: dict[str, str], artifact_root: Path, log: Path) -> subpr
                 "--artifact-root",
                 str(artifact_root),
                 "--group-id",
-                "crash-test",
+                # Per test: a static member the other client's test killed stays in its
+                # group for a session timeout, and would be handed this one's assignment.
+                f"crash-test-{env['DRIFTLOOP_ROWS_TOPIC']}",
             ],
             env=env,
             stdout=out,
