@@ -105,6 +105,10 @@ from the other half) the undivided level gave 0.7-0.9 of the budget, too close
 CHUNK = 512
 """Most rows the rank alarm sums in one step (see `RankAlarm._scan`)."""
 
+HEAD_ROWS = 100
+"""Rows since a restart below which `RankAlarm._advance` judges its points first (the
+sums of 10, 25 and 50 rows): where a drifted stream fires again."""
+
 LONGEST = max(w for _, _, lengths in SCAN for w in lengths)
 """Rows of the longest sum: the history each lane keeps."""
 
@@ -187,15 +191,17 @@ def window_z(
     >>> window_z(sums, np.array([4]), 4, 1000, (2, 3)).round(3).tolist()
     [[0.898]]
     """
-    picked = sums[list(degrees)]
-    z = (picked[:, :, ends] - picked[:, :, ends - window]) / null_sd(window, baseline)
+    # The ends first, then the scores: a copy of the points summed, not of every sum.
+    picked = list(degrees)
+    z = (sums[:, :, ends][picked] - sums[:, :, ends - window][picked]) / null_sd(window, baseline)
+    if len(degrees) == 1:
+        one = z[0] if skews is None else normal_scale(z[0], skews[degrees[0]] / math.sqrt(window))
+        return np.asarray(np.abs(one))
     if skews is not None:
         # A sum of w independent scores has skewness g / sqrt(w); the baseline's shared
         # error makes it a little smaller, which the calibration's simulation absorbs.
         root = math.sqrt(window)
         z = np.stack([normal_scale(z[i], skews[d] / root) for i, d in enumerate(degrees)])
-    if len(degrees) == 1:
-        return np.asarray(np.abs(z[0]))
     s = (z**2).sum(axis=0)
     k = len(degrees)
     if k == 2:
@@ -588,45 +594,75 @@ class RankAlarm:
                 self._quiet = self.holdoff
         return firings
 
+    def _first_firing(
+        self,
+        sums: np.ndarray,
+        counts: np.ndarray,
+        at: np.ndarray,
+        kept: int,
+        pos: np.ndarray,
+        n: int,
+    ) -> tuple[int, Firing] | None:
+        """The earliest firing among the evaluation points ``at``, and its index, or None."""
+        assert self._thresholds is not None
+        first: tuple[int, Firing] | None = None
+        if at.size == 0:
+            return None
+        for k, (kind, degrees, lengths) in enumerate(SCAN):
+            for w in lengths:
+                ok = at[counts[at] >= w]
+                if ok.size == 0:
+                    continue
+                z = window_z(sums, kept + ok + 1, w, n, degrees, self._skews)
+                over = z > self._thresholds[k]
+                hit = np.flatnonzero(over.any(axis=0))
+                if hit.size == 0:
+                    continue
+                j = int(ok[hit[0]])
+                if first is None or j < first[0]:
+                    first = (
+                        j,
+                        Firing(
+                            offset=int(pos[j]),
+                            features=tuple(int(f) for f in np.flatnonzero(over[:, hit[0]])),
+                            kind=kind,
+                            window=w,
+                            statistic=float(z[:, hit[0]].max()),
+                            threshold=float(self._thresholds[k]),
+                        ),
+                    )
+        return first
+
     def _advance(self, scores: np.ndarray, pos: np.ndarray, n: int) -> tuple[Firing | None, int]:
         """Add rows until the first alarm; return it (or None) and the rows consumed."""
         assert self._thresholds is not None
         kept = self._history.shape[2]
-        full = np.concatenate([self._history, scores], axis=2)
-        sums = np.concatenate([np.zeros((*full.shape[:2], 1)), np.cumsum(full, axis=2)], axis=2)
         m = scores.shape[2]
         # Row counts since the restart at each new row, and the evaluation points among them.
         counts = self._since_restart + np.arange(1, m + 1)
         at = np.flatnonzero((counts % self.every == 0) & (counts > self._quiet))
+        # Soon after a restart only the short sums can be judged: those points first, and
+        # the rows up to them only. On a drifted stream the alarm fires there again, and
+        # the rest of the chunk is neither summed nor scanned. Each point is judged as in
+        # one pass (the sums of a prefix are the prefix of the sums: added in order), and
+        # the head's points come first.
+        head = int(np.searchsorted(counts[at], HEAD_ROWS))
         first: tuple[int, Firing] | None = None
-        if at.size:
-            for k, (kind, degrees, lengths) in enumerate(SCAN):
-                for w in lengths:
-                    ok = at[counts[at] >= w]
-                    if ok.size == 0:
-                        continue
-                    z = window_z(sums, kept + ok + 1, w, n, degrees, self._skews)
-                    over = z > self._thresholds[k]
-                    hit = np.flatnonzero(over.any(axis=0))
-                    if hit.size == 0:
-                        continue
-                    j = int(ok[hit[0]])
-                    if first is None or j < first[0]:
-                        first = (
-                            j,
-                            Firing(
-                                offset=int(pos[j]),
-                                features=tuple(int(f) for f in np.flatnonzero(over[:, hit[0]])),
-                                kind=kind,
-                                window=w,
-                                statistic=float(z[:, hit[0]].max()),
-                                threshold=float(self._thresholds[k]),
-                            ),
-                        )
+        if head:
+            full = np.concatenate([self._history, scores[:, :, : int(at[head - 1]) + 1]], axis=2)
+            first = self._first_firing(_summed(full), counts, at[:head], kept, pos, n)
+        if first is None:
+            full = np.concatenate([self._history, scores], axis=2)
+            first = self._first_firing(_summed(full), counts, at[head:], kept, pos, n)
         used = m if first is None else first[0] + 1
         self._since_restart += used
         self._history = full[:, :, kept + used - min(LONGEST, self._since_restart) : kept + used]
         return (None if first is None else first[1]), used
+
+
+def _summed(scores: np.ndarray) -> np.ndarray:
+    """Cumulative sums of scores (scores, features, rows) along the rows, with a leading 0."""
+    return np.concatenate([np.zeros((*scores.shape[:2], 1)), np.cumsum(scores, axis=2)], axis=2)
 
 
 def feature_names_of(firing: Firing, names: Sequence[str]) -> list[str]:

@@ -96,6 +96,10 @@ LateLabels = Mapping[str, Mapping[int, str]]
 row ``seq`` to the label's text. ``consumer.labels.store.late_labels`` reads them."""
 
 
+_DIRECTORIES_KEPT = 4096
+"""Most (topic, stream, partition) directories `WindowArchive.directory_for` remembers."""
+
+
 class ArchiveError(RuntimeError):
     """An archived window cannot be read: missing, lacking a column, or a malformed cell."""
 
@@ -314,40 +318,82 @@ def encode_record(
         If the columns disagree in length, a value is infinite, or a categorical
         feature's value is not a code of its categories.
     """
-    values = np.ascontiguousarray(values, dtype="<f8")
-    if values.shape != (len(offsets), len(feature_names)):
-        raise ValueError(
-            f"values has shape {values.shape}; expected "
-            f"({len(offsets)}, {len(feature_names)}): a row per offset, a column per feature"
-        )
-    if not len(event_times) == len(labels) == len(offsets):
-        raise ValueError(
-            f"{len(offsets)} offsets, {len(event_times)} event times and {len(labels)} "
-            "labels: one of each per row"
-        )
-    if np.isinf(values).any():
-        raise ValueError("values must not be infinite (NaN marks a missing one)")
-    if seqs is not None and len(seqs) != len(offsets):
-        raise ValueError(f"{len(offsets)} offsets and {len(seqs)} seqs: one of each per row")
-    seq_bytes = b"" if seqs is None else np.asarray(seqs, dtype="<i8").tobytes()
-    times = to_json(list(event_times))
-    # str() is what the csv module writes of a label; None is an empty cell.
-    texts = to_json([None if label is None else str(label) for label in labels])
-    head: dict[str, Any] = {
-        "features": list(feature_names),
-        "label_column": label_column,
-        "parts": [len(times), len(texts), len(verdict)],
-    }
-    if seqs is not None:
-        head["seqs"] = len(seq_bytes)
-    if categories:
-        head["categories"] = _used_categories(feature_names, values, categories)
-    meta = json.dumps(head, separators=(",", ":")).encode()
-    offset_bytes = np.asarray(offsets, dtype="<i8").tobytes()
-    payload = b"".join(
-        (meta, b"\n", offset_bytes, values.tobytes(), times, texts, verdict, seq_bytes)
+    rows = _RecordRows.of(
+        feature_names, offsets, event_times, values, labels, label_column, seqs, categories
     )
-    return _head(payload, first_offset, last_offset, len(offsets)) + payload
+    return rows.record(first_offset, last_offset, verdict)
+
+
+@dataclass(frozen=True)
+class _RecordRows:
+    """A window's rows, checked and encoded: all of its record but the verdict.
+
+    What `encode_record` frames; `WindowArchive.append` checks the rows before it
+    begins a segment, and encodes them only once.
+    """
+
+    head: dict[str, Any]
+    """The record's JSON head without its ``parts``."""
+    count: int
+    columns: tuple[bytes, bytes, bytes, bytes]
+    """Offsets, values, event times and labels, encoded."""
+    seq_bytes: bytes
+
+    @classmethod
+    def of(
+        cls,
+        feature_names: Sequence[str],
+        offsets: Sequence[int],
+        event_times: Sequence[datetime],
+        values: np.ndarray,
+        labels: Sequence[int | str | None],
+        label_column: str,
+        seqs: Sequence[int] | None = None,
+        categories: Mapping[str, Sequence[str]] | None = None,
+    ) -> _RecordRows:
+        """Check and encode the rows (see `encode_record` for what is refused)."""
+        values = np.ascontiguousarray(values, dtype="<f8")
+        if values.shape != (len(offsets), len(feature_names)):
+            raise ValueError(
+                f"values has shape {values.shape}; expected "
+                f"({len(offsets)}, {len(feature_names)}): a row per offset, a column per feature"
+            )
+        if not len(event_times) == len(labels) == len(offsets):
+            raise ValueError(
+                f"{len(offsets)} offsets, {len(event_times)} event times and {len(labels)} "
+                "labels: one of each per row"
+            )
+        if np.isinf(values).any():
+            raise ValueError("values must not be infinite (NaN marks a missing one)")
+        if seqs is not None and len(seqs) != len(offsets):
+            raise ValueError(f"{len(offsets)} offsets and {len(seqs)} seqs: one of each per row")
+        seq_bytes = b"" if seqs is None else np.asarray(seqs, dtype="<i8").tobytes()
+        times = to_json(list(event_times))
+        # str() is what the csv module writes of a label; None is an empty cell.
+        texts = to_json([None if label is None else str(label) for label in labels])
+        head: dict[str, Any] = {"features": list(feature_names), "label_column": label_column}
+        if seqs is not None:
+            head["seqs"] = len(seq_bytes)
+        if categories:
+            head["categories"] = _used_categories(feature_names, values, categories)
+        offset_bytes = np.asarray(offsets, dtype="<i8").tobytes()
+        return cls(head, len(offsets), (offset_bytes, values.tobytes(), times, texts), seq_bytes)
+
+    def record(self, first_offset: int, last_offset: int, verdict: bytes) -> bytes:
+        """The record of these rows with ``verdict``, framed for a segment."""
+        offset_bytes, value_bytes, times, texts = self.columns
+        # The head's keys in the order records have always had.
+        head = {
+            "features": self.head["features"],
+            "label_column": self.head["label_column"],
+            "parts": [len(times), len(texts), len(verdict)],
+        }
+        head.update((k, v) for k, v in self.head.items() if k not in head)
+        meta = json.dumps(head, separators=(",", ":")).encode()
+        payload = b"".join(
+            (meta, b"\n", offset_bytes, value_bytes, times, texts, verdict, self.seq_bytes)
+        )
+        return _head(payload, first_offset, last_offset, self.count) + payload
 
 
 def _used_categories(
@@ -426,11 +472,21 @@ class WindowArchive:
         self._open: dict[Path, _Segment] = {}
         self._closing: list[_Segment] = []
         self._new_dirs: set[Path] = set()
+        self._directories: dict[tuple[str, str, int | None], Path] = {}
 
     def directory_for(self, topic: str, stream: str, partition: int | None = None) -> Path:
         """The directory of a stream's windows (of one partition, with ``partition``)."""
-        directory = self.root / topic / stream_directory(stream)
-        return directory if partition is None else directory / str(partition)
+        key = (topic, stream, partition)
+        directory = self._directories.get(key)
+        if directory is None:
+            # Asked for every window (its name, then its append): built once per key.
+            if len(self._directories) >= _DIRECTORIES_KEPT:
+                self._directories.clear()
+            directory = self.root / topic / stream_directory(stream)
+            if partition is not None:
+                directory = directory / str(partition)
+            self._directories[key] = directory
+        return directory
 
     def path_for(
         self, topic: str, stream: str, partition: int, first_offset: int, last_offset: int
@@ -495,35 +551,13 @@ class WindowArchive:
         window = event.window
         directory = self.directory_for(window.topic, event.stream, window.partition)
         # Checked before a segment is begun: refused rows leave nothing behind.
-        encode_record(
-            0,
-            0,
-            feature_names,
-            offsets,
-            event_times,
-            values,
-            labels,
-            label_column,
-            b"",
-            seqs,
-            categories,
+        rows = _RecordRows.of(
+            feature_names, offsets, event_times, values, labels, label_column, seqs, categories
         )
         segment = self._segment(directory, window.first_offset)
         name = f"{segment.path.as_posix()}#{window_id(window.first_offset, window.last_offset)}"
         archived = event.model_copy(update={"archive_path": name})
-        record = encode_record(
-            window.first_offset,
-            window.last_offset,
-            feature_names,
-            offsets,
-            event_times,
-            values,
-            labels,
-            label_column,
-            archived.to_bytes(),
-            seqs,
-            categories,
-        )
+        record = rows.record(window.first_offset, window.last_offset, archived.to_bytes())
         try:
             segment.handle.write(record)
         except BaseException:

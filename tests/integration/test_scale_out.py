@@ -40,6 +40,13 @@ def spread(kafka_settings: KafkaSettings, consumer_env: dict[str, str]) -> dict[
     return {**consumer_env, "DRIFTLOOP_ROWS_TOPIC": topic}
 
 
+def group_of(env: dict[str, str]) -> str:
+    """The test's consumer group, named after its rows topic: the tests of both clients
+    reuse the instance ids, and a static member a test leaves behind stays in its group
+    for a session timeout."""
+    return f"scale-test-{env['DRIFTLOOP_ROWS_TOPIC']}"
+
+
 class Consumer:
     """One `python -m consumer` process of the group, logging to its own file."""
 
@@ -64,8 +71,7 @@ class Consumer:
                     "--artifact-root",
                     str(self.root),
                     "--group-id",
-                    # A group per test (see test_crash_recovery).
-                    f"scale-test-{self.env['DRIFTLOOP_ROWS_TOPIC']}",
+                    group_of(self.env),
                     "--instance-id",
                     self.name,
                     "--session-timeout-ms",
@@ -342,9 +348,9 @@ def test_a_second_consumer_under_the_same_instance_id_takes_over_and_the_first_s
         code = first.process.wait(timeout=60)
         assert code in (1, 3), first.log.read_text()[-2000:]
         if code == 3:
-            group = f"scale-test-{spread['DRIFTLOOP_ROWS_TOPIC']}"
-            assert f"another consumer of group '{group}' started as instance 'twin'" in (
-                first.log.read_text()
+            assert (
+                f"another consumer of group '{group_of(spread)}' started as instance 'twin'"
+                in first.log.read_text()
             )
         wait_until(lambda: second.logged(" window=") >= 2, 60, "the second consumer judging")
     finally:

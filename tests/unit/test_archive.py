@@ -3,6 +3,7 @@ per-window files of earlier versions, and retention."""
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import os
 from datetime import UTC, datetime, timedelta, timezone
@@ -20,6 +21,7 @@ from consumer.archive import (
     archived_verdicts,
     archived_windows,
     count_labeled_rows,
+    encode_record,
     read_labeled_rows,
     read_window,
     resolve_window,
@@ -238,6 +240,31 @@ def test_after_a_failed_write_the_next_window_begins_a_new_segment(tmp_path: Pat
     windows = archived_windows(tmp_path, "rows", "iris", 0)
     assert [w.first_offset for w in windows] == [0, 50, 100]
     assert windows[0].path == segment.path != windows[1].path == windows[2].path
+
+
+@pytest.mark.parametrize(
+    ("seqs", "categories", "sha256"),
+    [
+        (None, None, "f6f4a33692a72c16a2daf85c038867b055f341a4d0ccedc1fcfe651362b43810"),
+        (
+            [10, 11, 12, 13],
+            {"c": ["x", "y", "z", "w"]},
+            "c07f59a1d5a8cfe8dd0461c9b63e56ab494bf74e9df45d33b89ff8064446eed4",
+        ),
+    ],
+)
+def test_a_records_bytes_stay_what_they_were(
+    seqs: list[int] | None, categories: dict[str, list[str]] | None, sha256: str
+) -> None:
+    # Pinned as encode_record wrote them before it encoded the rows only once per window
+    # (commit 56f26fa): segments written since read as every earlier one.
+    times = [datetime(2026, 1, 1, tzinfo=UTC) + timedelta(seconds=i) for i in range(4)]
+    values = np.array([[0.5, -1.25, 0.0], [3.0, np.nan, 1.0], [-0.1, 2.5, 1.0], [7.75, 0.3, 2.0]])
+    record = encode_record(
+        5, 9, ["a", "b", "c"], [5, 6, 8, 9], times, values, [0, None, "a", 2], "target",
+        b'{"v":1}', seqs, categories,
+    )  # fmt: skip
+    assert hashlib.sha256(record).hexdigest() == sha256
 
 
 def test_a_window_without_rows_is_archived_with_its_verdict(tmp_path: Path) -> None:
