@@ -925,12 +925,14 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     return args
 
 
-def _raise_interrupt(signum: int, frame: FrameType | None) -> None:
+def raise_interrupt(signum: int, frame: FrameType | None) -> None:
+    """A SIGTERM handler: unwind like Ctrl-C, so every child and the broker are stopped."""
     raise KeyboardInterrupt
 
 
 @contextmanager
-def _children() -> Iterator[ChildSet]:
+def running_children() -> Iterator[ChildSet]:
+    """A ChildSet whose processes are stopped on leaving."""
     children = ChildSet()
     try:
         yield children
@@ -943,7 +945,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
     quiet_client_logs()
-    signal.signal(signal.SIGTERM, _raise_interrupt)
+    signal.signal(signal.SIGTERM, raise_interrupt)
     started = time.monotonic()
     load_at_start = load_average()
     restarts: list[Restart] = []
@@ -955,7 +957,7 @@ def main(argv: list[str] | None = None) -> int:
             tmp = Path(stack.enter_context(TemporaryDirectory(prefix="driftloop-scale-")))
             broker = LocalBroker(home=tmp / "broker", port=free_port(), lib_dir=lib_dir)
             stack.enter_context(broker.running(timeout=120))
-            children = stack.enter_context(_children())
+            children = stack.enter_context(running_children())
             setup = prepare(tmp, broker.bootstrap_servers, children)
             if "restarts" in args.parts:
                 imports = [import_seconds(setup.env) for _ in range(2)]

@@ -33,12 +33,10 @@ import os
 import signal
 import sys
 import time
-from collections.abc import Iterator
-from contextlib import ExitStack, contextmanager
+from contextlib import ExitStack
 from dataclasses import dataclass
 from pathlib import Path
 from tempfile import TemporaryDirectory
-from types import FrameType
 
 from kafka import KafkaAdminClient, TopicPartition
 from kafka.errors import KafkaError
@@ -47,10 +45,11 @@ from bench.report import load_average, machine_lines
 from bench.scale import (
     DEFAULTS,
     REPO,
-    ChildSet,
     ScaleBenchError,
     Setup,
     prepare,
+    raise_interrupt,
+    running_children,
 )
 from bench.workload import STREAM, encoded_rows, write_rows
 from broker.clients import quiet_client_logs
@@ -414,26 +413,13 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     return args
 
 
-def _raise_interrupt(signum: int, frame: FrameType | None) -> None:
-    raise KeyboardInterrupt
-
-
-@contextmanager
-def _children() -> Iterator[ChildSet]:
-    children = ChildSet()
-    try:
-        yield children
-    finally:
-        children.close()
-
-
 def run(args: argparse.Namespace, stack: ExitStack) -> tuple[list[Reading], dict[str, int], str]:
     """Broker, champion, topic, consumer; the readings, the final status and the summary."""
     lib_dir = fetch_jars(args.lib_dir)
     tmp = Path(stack.enter_context(TemporaryDirectory(prefix="driftloop-soak-")))
     broker = LocalBroker(home=tmp / "broker", port=free_port(), lib_dir=lib_dir)
     stack.enter_context(broker.running(timeout=120))
-    setup = prepare(tmp, broker.bootstrap_servers, stack.enter_context(_children()))
+    setup = prepare(tmp, broker.bootstrap_servers, stack.enter_context(running_children()))
     settings = KafkaSettings(
         bootstrap_servers=broker.bootstrap_servers,
         rows_topic=TOPIC,
@@ -469,7 +455,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
     quiet_client_logs()
-    signal.signal(signal.SIGTERM, _raise_interrupt)
+    signal.signal(signal.SIGTERM, raise_interrupt)
     started = time.monotonic()
     load_at_start = load_average()
     try:
