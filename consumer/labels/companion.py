@@ -85,7 +85,7 @@ class LabelCompanion:
         self.decoder = decoder()
         self.metrics = metrics
         self.dead_letters = DeadLetters(producer, settings.dlq_topic, metrics)
-        self.stats = CompanionStats()
+        self.stats = CompanionStats(dead_letters=self.dead_letters.counts)
 
     def run(
         self, should_stop: Callable[[], bool], idle_timeout: float | None = None
@@ -181,7 +181,6 @@ class LabelCompanion:
         value: bytes | None,
         err: MalformedRowError,
     ) -> DeadLetter:
-        self.stats.dead_letters[err.reason] += 1
         return self.dead_letters.note(
             self.settings.labels_topic, partition, offset, key, value, err
         )

@@ -17,6 +17,7 @@ from scipy.stats import poisson
 
 import consumer.alarms as alarms
 import consumer.calibration as calibration
+from bench.detection import mixed_rows  # the benchmark's mixed stream, short
 from consumer.alarms import (
     KSAlarm,
     RankAlarm,
@@ -77,22 +78,6 @@ def tied_rows(rng: np.random.Generator, n: int) -> np.ndarray:
             np.round(x[:, 3], 1),
         ]
     )
-
-
-def mixed_rows(rng: np.random.Generator, n: int) -> np.ndarray:
-    """Categorical codes and missing values: a numeric feature missing 10% of its values,
-    a skewed 4-category feature, a 2-category one missing 5%, and a tied numeric one."""
-    x = np.column_stack(
-        [
-            rng.normal(size=n),
-            rng.choice(4, size=n, p=[0.5, 0.3, 0.15, 0.05]).astype(float),
-            rng.choice(2, size=n, p=[0.6, 0.4]).astype(float),
-            np.round(rng.normal(size=n), 1),
-        ]
-    )
-    x[rng.random(n) < 0.1, 0] = np.nan
-    x[rng.random(n) < 0.05, 2] = np.nan
-    return x
 
 
 @pytest.mark.parametrize("data", ["untied", "tied", "mixed"])
