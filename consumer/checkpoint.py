@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import json
 import logging
+import threading
 from collections.abc import Callable
 from concurrent.futures import Future
 from dataclasses import dataclass, field
@@ -207,6 +208,9 @@ class InFlight:
 
     def __init__(self) -> None:
         self._poll: _Poll | None = None
+        # The loop's thread hands off polls while a rebalance listener (on kafka-python's
+        # IO thread) may hand off the commit of a partition handed over.
+        self._lock = threading.RLock()
 
     def hand_off(self, work: Callable[[], Future[None]]) -> None:
         """Wait for the poll in flight, then start ``work`` (a poll's commit).
@@ -216,18 +220,20 @@ class InFlight:
         Exception
             Whatever the previous poll's work raised: nothing of it was committed.
         """
-        self.settle(wait=True)
-        self._poll = _Poll(work())
+        with self._lock:
+            self.settle(wait=True)
+            self._poll = _Poll(work())
 
     def settle(self, wait: bool) -> None:
         """Collect the poll in flight if it is done (or once done, with ``wait``).
 
         Raises whatever its work raised.
         """
-        poll = self._poll
-        if poll is not None and (wait or poll.done.done()):
-            self._poll = None
-            poll.done.result()
+        with self._lock:
+            poll = self._poll
+            if poll is not None and (wait or poll.done.done()):
+                self._poll = None
+                poll.done.result()
 
     @property
     def busy(self) -> bool:

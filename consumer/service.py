@@ -1,9 +1,11 @@
 """The consumer's loop: poll, decode, window, judge, archive, commit in a transaction.
 
 Each partition's rows are windowed per stream. A poll's windows are written to the
-archive and fsynced first; then one Kafka transaction carries the poll's drift
-events, its dead letters and the partitions' offsets (with the metadata that says
-which rows past each offset are done, see `consumer.checkpoint`). Readers of the
+archive as the poll is judged; at the end of a commit interval (``commit_interval_ms``),
+or at once when a poll has a drift event to announce, the archive is fsynced and one
+Kafka transaction carries the interval's drift events, its dead letters and the
+partitions' offsets (with the metadata that says which rows past each offset are
+done, see `consumer.checkpoint`). Readers of the
 drift and dead-letter topics that read committed messages only see each event and
 each dead letter exactly once, however often the consumer is killed: a killed
 consumer's open transaction is aborted, and whoever takes its partitions (itself,
@@ -11,8 +13,10 @@ restarted, or another consumer of the group) judges the same windows again under
 the same ids, into the same archive files.
 
 The loop reads and judges on the calling thread. Archiving a poll's windows and
-its transaction run on an archive thread while the next poll is read and judged:
-they are mostly waiting on the disk and the broker. At most one poll is in flight.
+the transactions run on an archive thread while the next poll is read and judged:
+they are mostly waiting on the disk and the broker. At most one poll is in flight;
+an idle consumer, one stopping and one handing partitions over commit what the
+interval has archived first.
 
 A row that cannot enter a window is dead-lettered with its reason; a window whose
 judging fails is dead-lettered row by row with the error, and the loop goes on.
@@ -166,6 +170,23 @@ class _Judged:
 
 
 @dataclass
+class _Uncommitted:
+    """What the archive thread has archived and not committed yet: a commit interval's polls.
+
+    ``offsets`` holds each partition's latest commit (its metadata describes every
+    window archived before it), ``group`` the generation of the latest poll.
+    """
+
+    events: list[DriftEvent] = field(default_factory=list)
+    dead: list[DeadLetter] = field(default_factory=list)
+    offsets: dict[TopicPartition, Any] = field(default_factory=dict)
+    group: Any = None
+
+    def __bool__(self) -> bool:
+        return bool(self.events or self.dead or self.offsets)
+
+
+@dataclass
 class _Poll:
     """One poll's outcome: the windows it completed and the rows it rejected."""
 
@@ -233,6 +254,9 @@ class DriftMonitor:
         self._partitions: dict[TopicPartition, PartitionStreams[Row]] = {}
         self._lanes: dict[tuple[TopicPartition, str], Lane] = {}
         self._writer: ThreadPoolExecutor | None = None
+        self._uncommitted = _Uncommitted()
+        """Touched on the archive thread only (or with no poll in flight)."""
+        self._committed_at = time.monotonic()
 
     # -- the loop ---------------------------------------------------------------
 
@@ -286,9 +310,11 @@ class DriftMonitor:
                     self.process(batch)
                 else:
                     self.in_flight.settle(wait=False)
+                    if not self.in_flight.busy:
+                        self._commit_archived(wait=False)  # nothing waits on an idle stream
                     if idle_timeout is not None and time.monotonic() - last_rows > idle_timeout:
                         break
-            self.in_flight.settle(wait=True)
+            self._commit_archived(wait=True)
         finally:
             self._writer.shutdown(wait=True)
             self._writer = None
@@ -310,6 +336,18 @@ class DriftMonitor:
             partial(self._writer.submit, self._timed_commit, windows, poll.dead, offsets, group)
         )
 
+    def _commit_archived(self, wait: bool) -> None:
+        """Commit what the archive thread has archived and not committed, once the poll
+        in flight is done (see :meth:`_commit`); with ``wait``, wait for it.
+
+        Raises whatever the poll in flight or the commit raised.
+        """
+        writer = self._writer
+        if writer is None:
+            return  # not running: run() committed everything before it returned
+        self.in_flight.hand_off(partial(writer.submit, self._timed, self._flush))
+        self.in_flight.settle(wait=wait)
+
     def _timed_commit(
         self,
         windows: list[_ArchivedWindow],
@@ -318,10 +356,14 @@ class DriftMonitor:
         group: Any,
     ) -> None:
         """:meth:`_commit`, timed: what the transaction did not take went to the archive."""
+        self._timed(partial(self._commit, windows, dead, offsets, group))
+
+    def _timed(self, work: Callable[[], None]) -> None:
+        """Run ``work``, timed: what the transaction did not take went to the archive."""
         stages = self.stats.stage_seconds
         started, committing = time.perf_counter(), stages["commit"]
         try:
-            self._commit(windows, dead, offsets, group)
+            work()
         finally:
             stages["archive"] += time.perf_counter() - started - (stages["commit"] - committing)
 
@@ -441,12 +483,13 @@ class DriftMonitor:
         offsets: dict[TopicPartition, Any],
         group: Any,
     ) -> None:
-        """On the archive thread: archive the poll's windows, then commit it in a transaction.
+        """On the archive thread: archive the poll's windows; commit if the interval is up.
 
-        The transaction carries the poll's drift events, its dead letters and its
-        offsets; it is aborted if any part fails, and the error propagates.
+        The poll's drift events, dead letters and offsets join what the interval has
+        archived; :meth:`_flush` commits them when the poll has an event to announce
+        or ``commit_interval_ms`` has passed since the last transaction.
         """
-        # Appended to the partitions' segments, then one fsync per segment touched.
+        # Appended to the partitions' segments; _flush syncs each segment touched once.
         archived = [
             self.archive.append(
                 window.event,
@@ -461,11 +504,33 @@ class DriftMonitor:
             )
             for window in windows
         ]
+        uncommitted = self._uncommitted
+        uncommitted.events.extend(event for event in archived if event.announces)
+        uncommitted.dead.extend(dead)
+        uncommitted.offsets.update(offsets)
+        uncommitted.group = group
+        interval = self.settings.commit_interval_ms / 1000
+        if uncommitted.events or time.monotonic() - self._committed_at >= interval:
+            self._flush()
+
+    def _flush(self) -> None:
+        """On the archive thread: sync the archive, then commit what it holds uncommitted.
+
+        One transaction carries the drift events, dead letters and offsets; it is
+        aborted if any part fails, and the error propagates: then nothing of it is
+        committed (and it is not tried again: the partitions' next readers judge
+        those windows again).
+        """
+        uncommitted, self._uncommitted = self._uncommitted, _Uncommitted()
+        if not uncommitted:
+            return
         self.archive.sync()
         # Published only now: a reader of the event (the retraining DAG) finds the
         # window in the archive, where the event's archive_path says.
-        events = [event for event in archived if event.announces]
-        self._transaction(events, dead, offsets, group)
+        self._transaction(
+            uncommitted.events, uncommitted.dead, uncommitted.offsets, uncommitted.group
+        )
+        self._committed_at = time.monotonic()
 
     def _transaction(
         self,
@@ -554,7 +619,7 @@ class DriftMonitor:
         to is archived. A crash between the switch and the announcement's transaction
         loses the announcement (the new champion is in the registry either way).
         """
-        self.in_flight.settle(wait=True)
+        self._commit_archived(wait=True)
         resolutions = []
         for lane in self._lanes.values():
             transition = lane.episodes.rebaseline(reason)
@@ -954,21 +1019,28 @@ class DriftMonitor:
         )
 
     def _forget(self, revoked: list[TopicPartition], lost: bool = False) -> None:
-        """Hand revoked partitions over: finish the poll in flight, then drop their state.
+        """Hand revoked partitions over: commit what is archived, then drop their state.
 
-        The poll in flight commits the revoked partitions' offsets while this consumer
-        still owns them, so their next owner starts exactly where it ends. Partitions
+        The commit carries the revoked partitions' offsets while this consumer still
+        owns them, so their next owner starts exactly where it ends. Partitions
         ``lost`` (the group moved on without this consumer) cannot be committed any
-        more: the poll's transaction fails, and its windows are judged again by the
-        next owner.
+        more: the transaction fails, its windows are judged again by the lost
+        partitions' next owner, and the kept partitions' by this consumer.
         """
+        gone = set(revoked)
         try:
-            self.in_flight.settle(wait=True)
+            self._commit_archived(wait=True)
         except Exception as err:
             if not lost:
                 raise
-            logger.warning("partitions lost with a poll in flight, not committed: %s", err)
-        gone = set(revoked)
+            logger.warning(
+                "partitions lost with windows archived and not committed: %s; every "
+                "partition resumes from its committed offset",
+                err,
+            )
+            # The failed transaction also held the kept partitions' dead letters and
+            # events: they are read again from their commits, as a new owner would.
+            gone |= set(self._partitions)
         for tp in gone:
             self._partitions.pop(tp, None)
         for key in [key for key in self._lanes if key[0] in gone]:

@@ -67,8 +67,13 @@ class ConsumerSettings(KafkaSettings, RegistrySettings):
     until then readers of committed messages wait on the drift and dead-letter topics."""
     max_poll_records: int = Field(default=2000, ge=1)
     """Most rows taken per poll; windows completed in one poll are scored together."""
+    commit_interval_ms: int = Field(default=1000, ge=0, le=60_000)
+    """Most milliseconds between transactions while rows keep arriving: the polls of
+    an interval are archived as they come and committed (fsync, then offsets and
+    dead letters) in one transaction. A poll with a drift event to announce commits
+    at once, and so does an idle or stopping consumer; 0 commits every poll."""
     archive_fsync: bool = True
-    """fsync each archived window before its offset is committed."""
+    """fsync the archived windows before their offsets are committed."""
     archive_segment_mib: float = Field(default=64, gt=0)
     """Size (MiB) at which an archive segment is closed and the next one begun."""
     archive_segment_hours: float = Field(default=1, gt=0)

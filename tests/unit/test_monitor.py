@@ -7,6 +7,7 @@ at the commit, or not at all (the integration tests run the same against a broke
 from __future__ import annotations
 
 import logging
+import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from types import SimpleNamespace
@@ -139,15 +140,19 @@ class Producer:
         pass
 
 
-def monitor(tmp_path: Path, consumer: Consumer, producer: Producer) -> DriftMonitor:
+def monitor(
+    tmp_path: Path, consumer: Consumer, producer: Producer, commit_interval_ms: int = 0
+) -> DriftMonitor:
     # A small budget, so that one shifted window of 10 rows is enough to alarm: the
     # KS rule guards the rank alarm's warm-up at a level of 10 / 1000 / 2 features.
+    # Every poll is committed unless told otherwise.
     settings = ConsumerSettings(
         window_size=WINDOW,
         ks_backend="fast",
         artifact_root=tmp_path,
         archive_fsync=False,
         false_alarm_rows=1000,
+        commit_interval_ms=commit_interval_ms,
     )
     reference = np.random.default_rng(0).normal(size=(1000, len(FEATURES)))
     champion = SimpleNamespace(
@@ -201,6 +206,45 @@ def test_windows_are_judged_published_and_committed(tmp_path: Path) -> None:
     assert drift_metric(m) == (1.0, 1.0)
     # Each poll is committed once its windows are written, up to the open window (20-24).
     assert producer.commits == [10, 20]
+
+
+def test_polls_wait_for_the_commit_interval_but_a_drift_event_does_not(tmp_path: Path) -> None:
+    polls = [
+        [record(i, row(i)) for i in range(10)],
+        [record(i, row(i)) for i in range(10, 20)],
+        [record(i, row(i, shift=5.0)) for i in range(20, 35)],
+    ]
+    producer = Producer()
+    consumer = Consumer(polls, producer)
+    m = monitor(tmp_path, consumer, producer, commit_interval_ms=60_000)
+    committed_at_poll = []
+    poll = consumer.poll
+
+    def watched(timeout_ms: int, max_records: int) -> dict[TopicPartition, list[Any]]:
+        m.in_flight.settle(wait=True)
+        committed_at_poll.append(list(producer.commits))
+        return poll(timeout_ms, max_records)
+
+    consumer.poll = watched  # type: ignore[method-assign]
+    m.run(lambda: False, idle_timeout=0)
+    # The clean polls wait (archived, not committed); the drift event's poll commits
+    # all three at once, with the onset published in the same transaction.
+    assert committed_at_poll[:4] == [[], [], [], [30]]
+    events = [DriftEvent.from_bytes(kw["value"]) for topic, kw in producer.sent]
+    assert [e.event_id for e in events] == ["rows-0-20-29"]
+    assert producer.commits == [30]
+
+
+def test_an_idle_consumer_commits_what_its_interval_archived(tmp_path: Path) -> None:
+    polls = [[record(i, row(i)) for i in range(j, j + 10)] for j in range(0, 30, 10)]
+    producer = Producer()
+    m = monitor(tmp_path, Consumer(polls, producer), producer, commit_interval_ms=60_000)
+    # Stopped by the commit itself: it comes once the stream is quiet, not at the stop.
+    deadline = time.monotonic() + 30
+    stats = m.run(lambda: bool(producer.commits) or time.monotonic() > deadline)
+    assert time.monotonic() < deadline
+    assert (stats.windows, stats.drift_events) == (3, 0)
+    assert producer.commits == [30]
 
 
 def test_the_drift_events_metric_counts_only_published_events(tmp_path: Path) -> None:
@@ -335,9 +379,11 @@ def test_streams_sharing_a_partition_never_share_a_window(tmp_path: Path) -> Non
         assert verdict.stream == window.path.parent.parent.name
 
 
-@pytest.mark.parametrize("failing_commit", [1, 2, 3, 5])
+@pytest.mark.parametrize(
+    ("failing_commit", "commit_interval_ms"), [(1, 0), (2, 0), (3, 0), (5, 0), (1, 60_000)]
+)
 def test_a_consumer_restarted_after_a_failed_commit_repeats_nothing(
-    tmp_path: Path, failing_commit: int
+    tmp_path: Path, failing_commit: int, commit_interval_ms: int
 ) -> None:
     records = two_streams(300, seed=2)
     # The reference: one run, nothing fails.
@@ -350,9 +396,9 @@ def test_a_consumer_restarted_after_a_failed_commit_repeats_nothing(
     producer = Producer()
     producer.fail_commits = {failing_commit}
     with pytest.raises(KafkaTimeoutError):
-        monitor(tmp_path / "run", Replay(records, producer, size=41), producer).run(
-            lambda: False, idle_timeout=0
-        )
+        monitor(
+            tmp_path / "run", Replay(records, producer, size=41), producer, commit_interval_ms
+        ).run(lambda: False, idle_timeout=0)
     monitor(tmp_path / "run", Replay(records, producer, size=41), producer).run(
         lambda: False, idle_timeout=0
     )
@@ -370,9 +416,10 @@ def test_a_consumer_restarted_after_a_failed_commit_repeats_nothing(
     assert letters == expected and len(set(letters)) == len(letters)
 
 
+@pytest.mark.parametrize("commit_interval_ms", [0, 60_000])
 @pytest.mark.parametrize("rebalance_at", [2, 4, 6])
 def test_records_fetched_before_a_rebalance_are_read_again_from_the_commit(
-    tmp_path: Path, rebalance_at: int
+    tmp_path: Path, rebalance_at: int, commit_interval_ms: int
 ) -> None:
     records = two_streams(300, seed=3)
     clean = Producer()
@@ -381,7 +428,9 @@ def test_records_fetched_before_a_rebalance_are_read_again_from_the_commit(
     )
     producer = Producer()
     replay = Replay(records, producer, size=23, rebalance_at=rebalance_at)
-    monitor(tmp_path / "run", replay, producer).run(lambda: False, idle_timeout=0)
+    monitor(tmp_path / "run", replay, producer, commit_interval_ms).run(
+        lambda: False, idle_timeout=0
+    )
     assert windows_of(producer, tmp_path / "run") == windows_of(clean, tmp_path / "clean")
 
 
