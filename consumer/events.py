@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Literal
+from typing import TYPE_CHECKING, Literal, Protocol
 
 from pydantic import (
     AwareDatetime,
@@ -21,7 +21,6 @@ if TYPE_CHECKING:
     from consumer.detection import Backend, Correction, DriftResult
     from consumer.windowing import Window
     from models.registry import VersionMetadata
-    from producer.messages import RowMessage
 
 SCHEMA_VERSION: Literal[1] = 1
 SCHEMA_MINOR = 2
@@ -31,6 +30,16 @@ SCHEMA_MINOR = 2
 ``window.closed_by`` is written only by consumers whose windows close on time
 (absent otherwise), so it needs no minor of its own: events of consumers without
 time windows keep their exact form."""
+
+
+class TimedRow(Protocol):
+    """What an event reads of a window's rows: a `RowMessage`, or the consumer's row."""
+
+    @property
+    def stream(self) -> str: ...
+
+    @property
+    def event_time(self) -> datetime: ...
 
 
 class WindowRef(BaseModel):
@@ -207,7 +216,7 @@ class DriftEvent(BaseModel):
         cls,
         topic: str,
         partition: int,
-        window: Window[RowMessage],
+        window: Window[TimedRow],
         result: DriftResult,
         *,
         model: VersionMetadata,
@@ -228,7 +237,8 @@ class DriftEvent(BaseModel):
         topic, partition : str, int
             Where the window's rows were read.
         window : Window
-            The window, its rows `RowMessage`s in offset order.
+            The window, its rows in offset order (`RowMessage` or any row with its
+            ``stream`` and ``event_time``).
         result : DriftResult
             The detector's verdict on it; its arrays follow ``model.feature_names``.
         model : VersionMetadata

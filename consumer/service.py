@@ -138,6 +138,18 @@ class Row(NamedTuple):
     key: bytes | None
     value: bytes | None
 
+    @property
+    def stream(self) -> str:
+        return self.message.stream
+
+    @property
+    def event_time(self) -> datetime:
+        return self.message.event_time
+
+
+_row = partial(tuple.__new__, Row)
+"""Builds a Row from a tuple of its fields without a Python call: a poll builds thousands."""
+
 
 @dataclass(frozen=True)
 class _ArchivedWindow:
@@ -394,22 +406,26 @@ class DriftMonitor:
             decoded = decoder.decode_all([record.value for record in records])
             decoding += time.perf_counter() - decode_started
             fresh = 0
+            # Rows at or past what the commit read are all new: the steady state.
+            replaying = records[0].offset < part.resume.read
             for record, message in zip(records, decoded, strict=True):
-                stream = None if isinstance(message, MalformedRowError) else message.stream
-                if not part.admits(record.offset, stream):
-                    continue  # Dealt with before the last commit.
-                fresh += 1
                 if isinstance(message, MalformedRowError):
+                    if replaying and not part.admits(record.offset, None):
+                        continue  # Dead-lettered before the last commit.
+                    fresh += 1
                     poll.dead.append(
                         self.dead_letters.note(
                             tp.topic, tp.partition, record.offset, record.key, record.value, message
                         )
                     )
                     continue
+                if replaying and not part.admits(record.offset, message.stream):
+                    continue  # Archived before the last commit.
+                fresh += 1
                 window = part.add(
                     record.offset,
                     message.stream,
-                    Row(message, record.key, record.value),
+                    _row((message, record.key, record.value)),
                     message.event_time,
                 )
                 if window is not None:
@@ -870,14 +886,7 @@ class DriftMonitor:
 
     def _record(self, item: _Judged, labeled: int, accuracy: float | None) -> _ArchivedWindow:
         """Build the window's DriftEvent, log the window and any drift, count them."""
-        champion, result, tp = self.champion, item.result, item.tp
-        window = Window(
-            item.window.first_offset,
-            item.window.last_offset,
-            item.window.offsets,
-            tuple(row.message for row in item.window.items),
-            item.window.closed_by,
-        )
+        champion, result, tp, window = self.champion, item.result, item.tp, item.window
         names = champion.metadata.feature_names
         path = self.archive.path_for(
             tp.topic, item.stream, tp.partition, window.first_offset, window.last_offset
@@ -955,10 +964,10 @@ class DriftMonitor:
             feature_names=names,
             label_column=champion.metadata.label_column,
             offsets=window.offsets,
-            event_times=[m.event_time for m in window.items],
+            event_times=[row.message.event_time for row in window.items],
             values=item.values,
-            labels=[m.label for m in window.items],
-            seqs=[m.seq for m in window.items],
+            labels=[row.message.label for row in window.items],
+            seqs=[row.message.seq for row in window.items],
             event=event,
             categories=champion.decoder.categories,
         )

@@ -9,13 +9,14 @@ from datetime import datetime, timedelta
 from typing import Generic, Literal, TypeVar
 
 T = TypeVar("T")
+T_co = TypeVar("T_co", covariant=True)
 
 ClosedBy = Literal["rows", "time"]
 """Why a window closed: it was full (``rows``), or its time span was over (``time``)."""
 
 
 @dataclass(frozen=True, slots=True)
-class Window(Generic[T]):
+class Window(Generic[T_co]):
     """A full window of rows from one partition.
 
     A window is identified by its topic, partition and ``first_offset``; the
@@ -40,7 +41,7 @@ class Window(Generic[T]):
     first_offset: int
     last_offset: int
     offsets: tuple[int, ...]
-    items: tuple[T, ...]
+    items: tuple[T_co, ...]
     closed_by: ClosedBy | None = None
 
     @property
