@@ -680,35 +680,36 @@ class WindowArchive:
         ]
         archived = []
         pending: dict[_Segment, list[bytes]] = {}
-        for event, rows in checked:
-            window = event.window
-            directory = self.directory_for(window.topic, event.stream, window.partition)
-            segment = self._segment(directory, window.first_offset)
-            wid = window_id(window.first_offset, window.last_offset)
-            event = event.model_copy(update={"archive_path": f"{segment.path.as_posix()}#{wid}"})
-            parts = rows.record_parts(window.first_offset, window.last_offset, event.to_bytes())
-            pending.setdefault(segment, []).extend(parts)
-            # Counted now, so the next window rolls the segment as if this one were written.
-            segment.size += sum(map(len, parts))
-            archived.append(event)
-        self._write(pending)
+        try:
+            for event, rows in checked:
+                window = event.window
+                directory = self.directory_for(window.topic, event.stream, window.partition)
+                segment = self._segment(directory, window.first_offset)
+                wid = window_id(window.first_offset, window.last_offset)
+                event = event.model_copy(
+                    update={"archive_path": f"{segment.path.as_posix()}#{wid}"}
+                )
+                parts = rows.record_parts(window.first_offset, window.last_offset, event.to_bytes())
+                pending.setdefault(segment, []).extend(parts)
+                # Counted now, so the next window rolls the segment as if this one were
+                # written; taken back below for what is not.
+                segment.size += sum(map(len, parts))
+                archived.append(event)
+            while pending:
+                segment, parts = next(iter(pending.items()))
+                try:
+                    # One write per segment: a write that reaches the disk lets the
+                    # loop's thread take the interpreter, so fewer is better.
+                    segment.handle.write(b"".join(parts))
+                except BaseException:
+                    self._abandon(segment)
+                    raise
+                del pending[segment]
+                segment.unsynced = True
+        finally:
+            for segment, parts in pending.items():
+                segment.size -= sum(map(len, parts))
         return archived
-
-    def _write(self, pending: dict[_Segment, list[bytes]]) -> None:
-        """Write each segment's pending records, one write per segment (``write`` copies
-        into the file's buffer, and a write that reaches the disk lets the loop's thread
-        take the interpreter: one per segment, not one per window)."""
-        unwritten = list(pending)
-        for segment, parts in pending.items():
-            try:
-                segment.handle.write(b"".join(parts))
-            except BaseException:
-                self._abandon(segment)
-                for left in unwritten:
-                    left.size -= sum(map(len, pending[left]))
-                raise
-            unwritten.remove(segment)
-            segment.unsynced = True
 
     def sync(self) -> None:
         """Make every window appended so far durable: fsync the segments, then new directories."""
