@@ -51,8 +51,9 @@ import zlib
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
+from functools import lru_cache
 from pathlib import Path
-from typing import IO, Any
+from typing import IO, Any, Protocol
 from urllib.parse import quote
 
 import numpy as np
@@ -250,6 +251,48 @@ class WindowRecord:
 # --------------------------------------------------------------------------- writing
 
 
+class WindowRows(Protocol):
+    """One window to archive: :meth:`WindowArchive.append`'s arguments, as attributes.
+
+    Any object with them will do (the consumer's own record of a judged window);
+    :class:`PendingWindow` is a plain one.
+    """
+
+    @property
+    def event(self) -> DriftEvent: ...
+    @property
+    def feature_names(self) -> Sequence[str]: ...
+    @property
+    def offsets(self) -> Sequence[int]: ...
+    @property
+    def event_times(self) -> Sequence[datetime]: ...
+    @property
+    def values(self) -> np.ndarray: ...
+    @property
+    def labels(self) -> Sequence[int | str | None]: ...
+    @property
+    def label_column(self) -> str: ...
+    @property
+    def seqs(self) -> Sequence[int] | None: ...
+    @property
+    def categories(self) -> Mapping[str, Sequence[str]] | None: ...
+
+
+@dataclass(frozen=True, eq=False)
+class PendingWindow:
+    """A window to archive (:class:`WindowRows`): see :meth:`WindowArchive.append`."""
+
+    event: DriftEvent
+    feature_names: Sequence[str]
+    offsets: Sequence[int]
+    event_times: Sequence[datetime]
+    values: np.ndarray
+    labels: Sequence[int | str | None]
+    label_column: str
+    seqs: Sequence[int] | None = None
+    categories: Mapping[str, Sequence[str]] | None = None
+
+
 @dataclass(eq=False)
 class _Segment:
     path: Path
@@ -328,12 +371,14 @@ def encode_record(
 class _RecordRows:
     """A window's rows, checked and encoded: all of its record but the verdict.
 
-    What `encode_record` frames; `WindowArchive.append` checks the rows before it
-    begins a segment, and encodes them only once.
+    What `encode_record` frames; `WindowArchive.append_many` checks every window's
+    rows before it begins a segment, and encodes them only once.
     """
 
-    head: dict[str, Any]
-    """The record's JSON head without its ``parts``."""
+    meta_start: bytes
+    """The record's JSON line up to its ``parts``' sizes: ``{"features":...,"parts":[``."""
+    meta_end: bytes
+    """The JSON line after the sizes: ``]``, then ``seqs`` and ``categories`` if any, ``}``."""
     count: int
     columns: tuple[bytes, bytes, bytes, bytes]
     """Offsets, values, event times and labels, encoded."""
@@ -371,29 +416,65 @@ class _RecordRows:
         times = to_json(list(event_times))
         # str() is what the csv module writes of a label; None is an empty cell.
         texts = to_json([None if label is None else str(label) for label in labels])
-        head: dict[str, Any] = {"features": list(feature_names), "label_column": label_column}
+        # The JSON line's keys in the order records have always had: features,
+        # label_column, parts, then seqs and categories where the record has them.
+        meta_end = b"]"
         if seqs is not None:
-            head["seqs"] = len(seq_bytes)
+            meta_end += b',"seqs":%d' % len(seq_bytes)
         if categories:
-            head["categories"] = _used_categories(feature_names, values, categories)
+            used = _used_categories(feature_names, values, categories)
+            meta_end += b',"categories":' + _compact_json(used)
         offset_bytes = np.asarray(offsets, dtype="<i8").tobytes()
-        return cls(head, len(offsets), (offset_bytes, values.tobytes(), times, texts), seq_bytes)
+        return cls(
+            _meta_start(tuple(feature_names), label_column),
+            meta_end + b"}\n",
+            len(offsets),
+            (offset_bytes, values.tobytes(), times, texts),
+            seq_bytes,
+        )
+
+    def record_parts(self, first_offset: int, last_offset: int, verdict: bytes) -> list[bytes]:
+        """The record of these rows with ``verdict``, framed for a segment, in pieces.
+
+        Joined, they are the record: a segment's records are joined once, per write.
+        """
+        offset_bytes, value_bytes, times, texts = self.columns
+        sizes = b"%d,%d,%d" % (len(times), len(texts), len(verdict))
+        parts = [
+            self.meta_start,
+            sizes,
+            self.meta_end,
+            offset_bytes,
+            value_bytes,
+            times,
+            texts,
+            verdict,
+            self.seq_bytes,
+        ]
+        length, crc = 0, 0
+        for part in parts:
+            length += len(part)
+            crc = zlib.crc32(part, crc)
+        head = _HEAD.pack(_MAGIC, length, crc, first_offset, last_offset, self.count)
+        return [head, _HEAD_CRC.pack(zlib.crc32(head)), *parts]
 
     def record(self, first_offset: int, last_offset: int, verdict: bytes) -> bytes:
         """The record of these rows with ``verdict``, framed for a segment."""
-        offset_bytes, value_bytes, times, texts = self.columns
-        # The head's keys in the order records have always had.
-        head = {
-            "features": self.head["features"],
-            "label_column": self.head["label_column"],
-            "parts": [len(times), len(texts), len(verdict)],
-        }
-        head.update((k, v) for k, v in self.head.items() if k not in head)
-        meta = json.dumps(head, separators=(",", ":")).encode()
-        payload = b"".join(
-            (meta, b"\n", offset_bytes, value_bytes, times, texts, verdict, self.seq_bytes)
-        )
-        return _head(payload, first_offset, last_offset, self.count) + payload
+        return b"".join(self.record_parts(first_offset, last_offset, verdict))
+
+
+def _compact_json(value: Any) -> bytes:
+    """``value`` as the record's JSON line writes it: no spaces, non-ASCII escaped."""
+    return json.dumps(value, separators=(",", ":")).encode()
+
+
+@lru_cache(maxsize=64)
+def _meta_start(feature_names: tuple[str, ...], label_column: str) -> bytes:
+    """The start of a record's JSON line, the same for every window of a model."""
+    return b'{"features":%b,"label_column":%b,"parts":[' % (
+        _compact_json(list(feature_names)),
+        _compact_json(label_column),
+    )
 
 
 def _used_categories(
@@ -548,23 +629,86 @@ class WindowArchive:
             If the columns disagree in length, a value is infinite, a code is not one of
             its categories' or there is no row.
         """
-        window = event.window
-        directory = self.directory_for(window.topic, event.stream, window.partition)
-        # Checked before a segment is begun: refused rows leave nothing behind.
-        rows = _RecordRows.of(
-            feature_names, offsets, event_times, values, labels, label_column, seqs, categories
-        )
-        segment = self._segment(directory, window.first_offset)
-        name = f"{segment.path.as_posix()}#{window_id(window.first_offset, window.last_offset)}"
-        archived = event.model_copy(update={"archive_path": name})
-        record = rows.record(window.first_offset, window.last_offset, archived.to_bytes())
+        window = PendingWindow(
+            event, feature_names, offsets, event_times, values, labels, label_column, seqs,
+            categories,
+        )  # fmt: skip
+        (archived,) = self.append_many([window])
+        return archived
+
+    def append_many(self, windows: Iterable[WindowRows]) -> list[DriftEvent]:
+        """Append windows (a poll's) to their partitions' open segments, in order.
+
+        Each window is appended as :meth:`append` would, to the same segments and
+        with the same bytes; each segment's records are written at once, in one write.
+
+        Parameters
+        ----------
+        windows : iterable of WindowRows
+            The windows with what :meth:`append` takes of each.
+
+        Returns
+        -------
+        list of DriftEvent
+            Each window's event as archived (see :meth:`append`), in order.
+
+        Raises
+        ------
+        ValueError
+            As :meth:`append`, for any window: then nothing of the windows is written.
+        OSError
+            If a write fails: that segment is given up (the next window begins a new
+            one), and the windows are not all written; none is durable until
+            :meth:`sync`, so they are to be judged again, as after a crash.
+        """
+        # Every window checked before a segment is begun: refused rows leave nothing behind.
+        checked = [
+            (
+                w.event,
+                _RecordRows.of(
+                    w.feature_names,
+                    w.offsets,
+                    w.event_times,
+                    w.values,
+                    w.labels,
+                    w.label_column,
+                    w.seqs,
+                    w.categories,
+                ),
+            )
+            for w in windows
+        ]
+        archived = []
+        pending: dict[_Segment, list[bytes]] = {}
         try:
-            segment.handle.write(record)
-        except BaseException:
-            self._abandon(segment)
-            raise
-        segment.size += len(record)
-        segment.unsynced = True
+            for event, rows in checked:
+                window = event.window
+                directory = self.directory_for(window.topic, event.stream, window.partition)
+                segment = self._segment(directory, window.first_offset)
+                wid = window_id(window.first_offset, window.last_offset)
+                event = event.model_copy(
+                    update={"archive_path": f"{segment.path.as_posix()}#{wid}"}
+                )
+                parts = rows.record_parts(window.first_offset, window.last_offset, event.to_bytes())
+                pending.setdefault(segment, []).extend(parts)
+                # Counted now, so the next window rolls the segment as if this one were
+                # written; taken back below for what is not.
+                segment.size += sum(map(len, parts))
+                archived.append(event)
+            while pending:
+                segment, parts = next(iter(pending.items()))
+                try:
+                    # One write per segment: a write that reaches the disk lets the
+                    # loop's thread take the interpreter, so fewer is better.
+                    segment.handle.write(b"".join(parts))
+                except BaseException:
+                    self._abandon(segment)
+                    raise
+                del pending[segment]
+                segment.unsynced = True
+        finally:
+            for segment, parts in pending.items():
+                segment.size -= sum(map(len, parts))
         return archived
 
     def sync(self) -> None:
@@ -646,8 +790,9 @@ class WindowArchive:
 
         A segment goes when it was last written more than ``retention_hours`` ago, or
         when the newer segments hold ``retention_rows`` rows without it. Never removed:
-        a segment this archive appends to, the newest segment, and any segment a
-        registered model version's lineage names (``training_windows``).
+        a segment this archive appends to (or closed but not yet synced), the newest
+        segment, and any segment a registered model version's lineage names
+        (``training_windows``).
 
         Returns
         -------
@@ -664,7 +809,9 @@ class WindowArchive:
             # Without the lineage, no segment is known to be free to go.
             logger.warning("archive retention skipped directory=%s: %s", directory, err)
             return []
-        open_paths = {segment.path for segment in self._open.values()}
+        # A segment closed in this poll is not yet synced: append_many may still be
+        # holding its last windows, written only after the poll's segments are chosen.
+        open_paths = {segment.path for segment in (*self._open.values(), *self._closing)}
         segments = [directory / name for _, name in names]
         rows_after = 0
         removed = []

@@ -20,7 +20,7 @@ from pathlib import Path
 import numpy as np
 from sklearn.datasets import load_iris
 
-from consumer.archive import WindowArchive, archived_windows, read_labeled_rows
+from consumer.archive import PendingWindow, WindowArchive, archived_windows, read_labeled_rows
 from data.durable import fsync_dir
 from tests.dags.scenario import T0, drift_event
 from tests.legacy_archive import write_window_files
@@ -42,18 +42,22 @@ def write(root: Path, layout: str, values: np.ndarray, labels: np.ndarray, windo
     archive = WindowArchive(root, fsync=True)
     start = time.perf_counter()
     for poll in range(0, len(values), POLL):
+        windows = []
         for first in range(poll, min(poll + POLL, len(values)), window):
             offsets = list(range(first, first + window))
             times = [T0 + timedelta(seconds=o) for o in offsets]
             event = drift_event("rows", first, first + window - 1, features=tuple(FEATURES))
             chunk, tags = values[first : first + window], labels[first : first + window].tolist()
             if layout == "segments":
-                archive.append(event, FEATURES, offsets, times, chunk, tags, "target")
+                windows.append(
+                    PendingWindow(event, FEATURES, offsets, times, chunk, tags, "target")
+                )
             else:
                 write_window_files(
                     root, event, FEATURES, offsets, times, chunk, tags, "target", True
                 )
         if layout == "segments":
+            archive.append_many(windows)
             archive.sync()
         else:
             fsync_dir(archive.directory_for("rows", "iris", 0))

@@ -6,6 +6,7 @@ from __future__ import annotations
 import hashlib
 import logging
 import os
+import shutil
 from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
 
@@ -16,6 +17,7 @@ import consumer.archive as archive_module
 from consumer.archive import (
     HEAD_SIZE,
     ArchivedWindow,
+    PendingWindow,
     WindowArchive,
     all_windows,
     archived_verdicts,
@@ -240,6 +242,143 @@ def test_after_a_failed_write_the_next_window_begins_a_new_segment(tmp_path: Pat
     windows = archived_windows(tmp_path, "rows", "iris", 0)
     assert [w.first_offset for w in windows] == [0, 50, 100]
     assert windows[0].path == segment.path != windows[1].path == windows[2].path
+
+
+def poll_windows(firsts: range, partitions: int = 2) -> list[PendingWindow]:
+    """A poll's windows over ``partitions`` partitions, with seqs, labels and tricky values."""
+    values = tricky_values(46)  # 50 rows
+    labels = [LABELS[i % len(LABELS)] for i in range(50)]
+    return [
+        PendingWindow(
+            event(first, first + 49, partition),
+            FEATURES,
+            list(range(first, first + 50)),
+            [T0 + timedelta(seconds=first + i) for i in range(50)],
+            values + first,
+            labels,
+            "target",
+            seqs=[7 * first + i for i in range(50)],
+        )
+        for first in firsts
+        for partition in range(partitions)
+    ]
+
+
+def segment_bytes(root: Path) -> dict[str, bytes]:
+    return {p.relative_to(root).as_posix(): p.read_bytes() for p in sorted(root.rglob("*.seg"))}
+
+
+def test_append_many_writes_what_append_writes_window_by_window(tmp_path: Path) -> None:
+    # Two partitions, segments of two windows each (a roll inside every poll), two polls.
+    polls = [poll_windows(range(0, 250, 50)), poll_windows(range(250, 400, 50))]
+    probe = WindowArchive(tmp_path / "probe", fsync=False)
+    probe.append_many(polls[0][:1])
+    probe.close()
+    (record,) = archived_windows(tmp_path / "probe", "rows", "iris", 0)
+    root = tmp_path / "root"
+
+    def write(many: bool) -> tuple[dict[str, bytes], list[DriftEvent]]:
+        archive = WindowArchive(root, segment_bytes=record.length * 3 // 2)
+        events = []
+        for windows in polls:
+            if many:
+                events += archive.append_many(windows)
+            else:
+                events += [
+                    archive.append(
+                        w.event,
+                        w.feature_names,
+                        w.offsets,
+                        w.event_times,
+                        w.values,
+                        w.labels,
+                        w.label_column,
+                        w.seqs,
+                    )
+                    for w in windows
+                ]
+            archive.sync()
+        archive.close()
+        written = segment_bytes(root)
+        shutil.rmtree(root)
+        return written, events
+
+    one_by_one, many = write(many=False), write(many=True)
+    assert many == one_by_one
+    assert len(many[0]) == 2 * 4  # per partition: 8 windows, two per segment
+    assert [e.archive_path.rpartition("/")[2] for e in many[1][:4]] == [
+        "00000001-000000000000.seg#000000000000-000000000049",
+        "00000001-000000000000.seg#000000000000-000000000049",
+        "00000001-000000000000.seg#000000000050-000000000099",
+        "00000001-000000000000.seg#000000000050-000000000099",
+    ]
+
+
+def test_append_many_refuses_bad_rows_and_writes_nothing_of_the_poll(tmp_path: Path) -> None:
+    archive = WindowArchive(tmp_path)
+    windows = poll_windows(range(0, 150, 50))
+    bad = windows[-1]
+    windows[-1] = PendingWindow(
+        bad.event, FEATURES, bad.offsets, bad.event_times, bad.values, bad.labels[:-1], "target"
+    )
+    with pytest.raises(ValueError, match="one of each per row"):
+        archive.append_many(windows)
+    archive.sync()
+    assert all_windows(tmp_path, "rows") == []
+    assert archive.open_segments() == []
+
+
+def test_after_a_failed_write_in_a_poll_the_poll_is_appended_again_to_new_segments(
+    tmp_path: Path,
+) -> None:
+    archive = WindowArchive(tmp_path)
+    archive.append_many(poll_windows(range(0, 100, 50)))
+    archive.sync()
+    first = archive.open_segments()
+
+    def full(data: bytes) -> int:
+        raise OSError(28, "No space left on device")
+
+    segment = archive._open[first[0].parent]
+    segment.handle.write = full  # type: ignore[method-assign]
+    with pytest.raises(OSError, match="No space"):
+        archive.append_many(poll_windows(range(100, 200, 50)))
+    # Partition 0's segment is given up; partition 1's windows were not written.
+    assert archive.open_segments() == [first[1]]
+    again = archive.append_many(poll_windows(range(100, 200, 50)))  # judged again
+    archive.sync()
+
+    for partition in (0, 1):
+        windows = archived_windows(tmp_path, "rows", "iris", partition)
+        assert [w.first_offset for w in windows] == [0, 50, 100, 150]
+        assert read_window(windows[-1]).values.tobytes() == (tricky_values(46) + 150).tobytes()
+    assert sorted({e.archive_path.partition("#")[0] for e in again}) == [
+        (first[0].parent / "00000002-000000000100.seg").as_posix(),
+        first[1].as_posix(),
+    ]
+    # What rolls partition 1's segment is the bytes it holds, not those it was refused.
+    assert archive._open[first[1].parent].size == first[1].stat().st_size
+
+
+def test_retention_keeps_a_segment_a_poll_fills_and_closes(tmp_path: Path) -> None:
+    # The open segment was last written long ago; this poll's first window goes to it,
+    # its second closes it, and beginning the next segment prunes by age.
+    windows = poll_windows(range(0, 150, 50), partitions=1)
+    probe = WindowArchive(tmp_path / "probe", fsync=False)
+    probe.append_many(windows[:1])
+    probe.close()
+    (record,) = archived_windows(tmp_path / "probe", "rows", "iris", 0)
+    archive = WindowArchive(tmp_path, segment_bytes=record.length * 3 // 2, retention_hours=1)
+    archive.append_many(windows[:1])
+    archive.sync()
+    (segment,) = archive.open_segments()
+    long_ago = datetime.now(UTC).timestamp() - 48 * 3600
+    os.utime(segment, (long_ago, long_ago))
+    archive.append_many(windows[1:])
+    archive.sync()
+    windows_read = archived_windows(tmp_path, "rows", "iris", 0)
+    assert [w.first_offset for w in windows_read] == [0, 50, 100]
+    assert segment.exists()
 
 
 @pytest.mark.parametrize(
