@@ -102,18 +102,21 @@ class TimedDetector:
 class NullArchive:
     """The consumer's archive with its writes left out: for measuring what the archive costs.
 
-    Paths are the real archive's; ``write_rows``, ``write_verdict`` and ``sync`` do
-    nothing. Bench only: nothing is durable, so no real consumer may run with it.
+    Paths are the real archive's; ``append``, ``append_many`` and ``sync`` write
+    nothing (the events come back as they were given). Bench only: nothing is
+    durable, so no real consumer may run with it.
     """
 
     def __init__(self, archive: Any) -> None:
         self._archive = archive
 
-    def write_rows(self, *args: Any, **kwargs: Any) -> None:
-        """Write nothing."""
+    def append(self, event: Any, *args: Any, **kwargs: Any) -> Any:
+        """Write nothing; the event as given."""
+        return event
 
-    def write_verdict(self, *args: Any, **kwargs: Any) -> None:
-        """Write nothing."""
+    def append_many(self, windows: Any) -> list[Any]:
+        """Write nothing; each window's event as given."""
+        return [window.event for window in windows]
 
     def sync(self) -> None:
         """Sync nothing."""

@@ -506,20 +506,7 @@ class DriftMonitor:
         or ``commit_interval_ms`` has passed since the last transaction.
         """
         # Appended to the partitions' segments; _flush syncs each segment touched once.
-        archived = [
-            self.archive.append(
-                window.event,
-                window.feature_names,
-                window.offsets,
-                window.event_times,
-                window.values,
-                window.labels,
-                window.label_column,
-                seqs=window.seqs,
-                categories=window.categories,
-            )
-            for window in windows
-        ]
+        archived = self.archive.append_many(windows)
         uncommitted = self._uncommitted
         uncommitted.events.extend(event for event in archived if event.announces)
         uncommitted.dead.extend(dead)
