@@ -119,6 +119,7 @@ def read_with_monitor(
         cpu_seconds=finished[1] - clock.assigned_cpu,
         detect_seconds=detector.seconds,
         stage_seconds=dict(stats.stage_seconds),
+        thread_cpu_seconds=dict(stats.thread_cpu_seconds),
     )
 
 

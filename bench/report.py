@@ -6,6 +6,7 @@ import importlib.metadata
 import os
 import platform
 import statistics
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -208,9 +209,12 @@ def stage_table(series: list[Series]) -> str:
 
     Each stage is the consumer's own clock (`consumer.service.Stats.stage_seconds`),
     median over the rounds. ``loop`` adds up the stages of the loop's thread; the
-    archive thread's stages (``archive``, ``commit``) overlap them. ``wall`` and
-    ``CPU`` are the whole run's time per row, all threads in CPU. The plain reader's
-    row has its ``poll`` and its ``json.loads`` (as ``decode``).
+    archive thread's stages (``archive``, ``commit``) overlap them; both are wall
+    time, waits for the disk, the broker and the GIL included. ``wall`` and ``CPU``
+    are the whole run's time per row, all threads in CPU; ``loop CPU`` and ``archive
+    CPU`` the CPU of those two threads, ``clients CPU`` the rest (the Kafka clients'
+    own threads). The plain reader's row has its ``poll`` and its ``json.loads`` (as
+    ``decode``).
     """
     # The consumer's clock names every stage, in `consumer.service.STAGES`' order; the
     # plain reader's only its own two.
@@ -218,9 +222,9 @@ def stage_table(series: list[Series]) -> str:
     header = (
         "| reader | client | window | KS backend | "
         + " | ".join(stages)
-        + " | loop thread | archive thread | wall | CPU |"
+        + " | loop thread | archive thread | wall | CPU | loop CPU | archive CPU | clients CPU |"
     )
-    lines = [header, "|" + "---|" * (len(stages) + 8)]
+    lines = [header, "|" + "---|" * (len(stages) + 11)]
     for s in series:
         runs = [m for m in s.runs if m.stage_seconds]
         if not runs:
@@ -239,9 +243,26 @@ def stage_table(series: list[Series]) -> str:
         lines.append(
             f"| {s.label} | {s.client} | {s.window or '-'} | {s.backend or '-'} | "
             + " | ".join(median_us((x,)) for x in stages)
-            + f" | {median_us(loop)} | {median_us(ARCHIVE_THREAD)} | {wall:.2f} | {cpu:.2f} |"
+            + f" | {median_us(loop)} | {median_us(ARCHIVE_THREAD)} | {wall:.2f} | {cpu:.2f} | "
+            + " | ".join(_thread_cpu_us(runs))
+            + " |"
         )
     return "\n".join(lines)
+
+
+def _thread_cpu_us(runs: list[Measurement]) -> list[str]:
+    """Median CPU µs per row of the loop's thread, the archive thread and the rest."""
+    if not all(m.thread_cpu_seconds for m in runs):
+        return ["-", "-", "-"]
+
+    def median(part: Callable[[Measurement], float]) -> str:
+        return f"{statistics.median(part(m) / m.rows * 1e6 for m in runs):.2f}"
+
+    return [
+        median(lambda m: m.thread_cpu_seconds["loop"]),
+        median(lambda m: m.thread_cpu_seconds["archive"]),
+        median(lambda m: m.cpu_seconds - sum(m.thread_cpu_seconds.values())),
+    ]
 
 
 def verdict(series: list[Series]) -> list[str]:

@@ -145,6 +145,9 @@ class Measurement:
     stage_seconds : dict of str to float
         The drift consumer's own clock per stage of its loop
         (`consumer.service.Stats.stage_seconds`); empty for the plain reader.
+    thread_cpu_seconds : dict of str to float
+        The drift consumer's CPU seconds on its loop's thread and its archive thread
+        (`consumer.service.Stats.thread_cpu_seconds`); empty for the plain reader.
     """
 
     rows: int
@@ -152,6 +155,7 @@ class Measurement:
     cpu_seconds: float
     detect_seconds: list[float] = field(default_factory=list)
     stage_seconds: dict[str, float] = field(default_factory=dict)
+    thread_cpu_seconds: dict[str, float] = field(default_factory=dict)
 
     @property
     def rate(self) -> float:

@@ -117,6 +117,12 @@ class Stats:
     few ``perf_counter`` calls per poll and per window, cheap enough to keep on.
     """
 
+    thread_cpu_seconds: dict[str, float] = field(
+        default_factory=lambda: {"loop": 0.0, "archive": 0.0}
+    )
+    """CPU seconds of the loop's thread (all of :meth:`DriftMonitor.run`) and of the
+    archive thread (its stages); what else the process spends is its clients' threads."""
+
     @property
     def drift_events(self) -> int:
         """Drift events announced: onsets and resolutions."""
@@ -305,6 +311,7 @@ class DriftMonitor:
         gc.freeze()
         self._writer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="driftloop-archive")
         next_update_check = time.monotonic()
+        cpu_started = time.thread_time()
         try:
             while not should_stop():
                 if time.monotonic() >= next_update_check:
@@ -328,6 +335,7 @@ class DriftMonitor:
                         break
             self._commit_archived(wait=True)
         finally:
+            self.stats.thread_cpu_seconds["loop"] += time.thread_time() - cpu_started
             self._writer.shutdown(wait=True)
             self._writer = None
             self.in_flight.abandon()
@@ -374,10 +382,12 @@ class DriftMonitor:
         """Run ``work``, timed: what the transaction did not take went to the archive."""
         stages = self.stats.stage_seconds
         started, committing = time.perf_counter(), stages["commit"]
+        cpu_started = time.thread_time()
         try:
             work()
         finally:
             stages["archive"] += time.perf_counter() - started - (stages["commit"] - committing)
+            self.stats.thread_cpu_seconds["archive"] += time.thread_time() - cpu_started
 
     def _window(self, batch: dict[TopicPartition, list[Any]]) -> _Poll:
         """Decode a poll's records into their partition's stream windowers.
