@@ -202,8 +202,13 @@ def window_z(
         # error makes it a little smaller, which the calibration's simulation absorbs.
         root = math.sqrt(window)
         z = np.stack([normal_scale(z[i], skews[d] / root) for i, d in enumerate(degrees)])
+    return _joined(z)
+
+
+def _joined(z: npt.NDArray[np.float64]) -> npt.NDArray[np.float64]:
+    """``sum z_i^2`` over the first axis (k scores), as the ``|z|`` of equal tail probability."""
     s = (z**2).sum(axis=0)
-    k = len(degrees)
+    k = z.shape[0]
     if k == 2:
         # P(chi2_2 > s) = exp(-s / 2); the |z| with P(|Z| > z) equal to it, in log space.
         log_tail = -s / 2 - np.log(2.0)
@@ -211,6 +216,80 @@ def window_z(
         with np.errstate(divide="ignore"):
             log_tail = np.log(gammaincc(k / 2, s / 2)) - np.log(2.0)
     return np.asarray(-ndtri_exp(log_tail))
+
+
+class _Blocks:
+    """`window_z` for many (kind, window length, end) at once: the scan's arrays per block.
+
+    A block is one (kind, length) of `SCAN`, in its order. :meth:`z` takes columns (an
+    end and the block it belongs to, blocks ascending) and gives each column's ``|z|``
+    with the very operations `window_z` applies to one block's ends, so the same floats
+    to the last bit (``tests/unit/test_alarms.py`` checks it); a handful of numpy calls
+    per kind instead of several per block.
+    """
+
+    def __init__(self, baseline: int, skews: Sequence[float], thresholds: npt.NDArray[np.float64]):
+        specs = [(k, w) for k, (_, _, lengths) in enumerate(SCAN) for w in lengths]
+        self.kind = np.array([k for k, _ in specs])
+        self.lengths = np.array([w for _, w in specs], dtype=np.int64)
+        self.sd = np.array([null_sd(w, baseline) for _, w in specs])
+        self.threshold = thresholds[self.kind]
+        # First block of each kind, and one past the last: the kinds' column ranges.
+        self.kind_starts = np.searchsorted(self.kind, np.arange(len(SCAN) + 1))
+        # Per score: the skewness of each block's sum (as window_z takes it), for normal_scale.
+        self.skew = [np.array([skews[d] / math.sqrt(w) for _, w in specs]) for d in range(DEGREES)]
+
+    def z(
+        self,
+        sums: npt.NDArray[np.float64],
+        ends: npt.NDArray[np.int64],
+        block: npt.NDArray[np.int64],
+    ) -> npt.NDArray[np.float64]:
+        """``|z|`` per column, shape (features, columns): the sum of ``lengths[block]`` rows
+        ending before ``ends`` (indices into the last axis of ``sums``, as in `window_z`)."""
+        bounds = np.searchsorted(block, self.kind_starts)
+        parts = []
+        for k, (_, degrees, _) in enumerate(SCAN):
+            a, b = int(bounds[k]), int(bounds[k + 1])
+            if a == b:
+                continue
+            at, blocks = ends[a:b], block[a:b]
+            starts = at - self.lengths[blocks]
+            sd = self.sd[blocks]
+            if len(degrees) == 1:
+                d = degrees[0]
+                one = (sums[d][:, at] - sums[d][:, starts]) / sd
+                parts.append(np.abs(_normal_scale_columns(one, self.skew[d][blocks])))
+                continue
+            picked = list(degrees)
+            z = (sums[picked][:, :, at] - sums[picked][:, :, starts]) / sd
+            z = np.stack(
+                [_normal_scale_columns(z[i], self.skew[d][blocks]) for i, d in enumerate(degrees)]
+            )
+            parts.append(_joined(z))
+        return parts[0] if len(parts) == 1 else np.concatenate(parts, axis=1)
+
+
+def _normal_scale_columns(
+    z: npt.NDArray[np.float64], skew: npt.NDArray[np.float64]
+) -> npt.NDArray[np.float64]:
+    """`normal_scale` with a skewness per column (the last axis): the same floats.
+
+    >>> z = np.array([[-2.0, 5.0, 5.0]])
+    >>> _normal_scale_columns(z, np.array([0.0, 0.5, -0.5])).round(3).tolist()
+    [[-2.0, 3.808, 19.476]]
+    """
+    tiny = np.abs(skew) < 1e-9
+    if tiny.all():
+        return z
+    positive = skew > 0
+    if positive.all():
+        # Every column skewed the same way (the scan's skewed scores): no selection.
+        return (6 / skew) * (np.cbrt(1 + skew * z / 2) - 1) + skew / 6
+    g = np.where(tiny, 1.0, np.abs(skew))
+    s = np.where(positive, z, -z)
+    out = (6 / g) * (np.cbrt(1 + g * s / 2) - 1) + g / 6
+    return np.where(tiny, z, np.where(positive, out, -out))
 
 
 def score_table(baseline: int, degree: int) -> npt.NDArray[np.float64]:
@@ -497,6 +576,8 @@ class RankAlarm:
         # Scores of the rows since the last restart, the last LONGEST of them.
         self._history = np.zeros((DEGREES, n_features, 0))
         self._since_restart = 0
+        self._chaining = False
+        """Whether the last firing came at the first point after its restart (see `_chain`)."""
         self.baseline_last_offset: int | None = None
         """Offset of the baseline's last row, once it is complete."""
 
@@ -552,6 +633,7 @@ class RankAlarm:
     def _start(self, baseline: np.ndarray) -> None:
         self._collected = []
         self._baseline = np.ascontiguousarray(np.sort(baseline.T, axis=1))
+        self._distinct = [_distinct(column) for column in self._baseline]
         n = baseline.shape[0]
         self._tables = score_tables(n)
         self._skews = score_skews(self._tables)
@@ -559,81 +641,138 @@ class RankAlarm:
         self._thresholds = np.array(
             [t.location if kind == "location" else t.other for kind, _, _ in SCAN]
         )
+        self._blocks = _Blocks(n, self._skews, self._thresholds)
         self.restart()
 
     def _ranks(self, x: np.ndarray, pos: np.ndarray) -> np.ndarray:
-        """Randomized rank (values below, ties split at random) of each value, (rows, features)."""
+        """Randomized rank (values below, ties split at random) of each value, (rows, features).
+
+        One search per value among the baseline's distinct values (fewer than its
+        rows when it has ties), instead of two among all of them: the values below and
+        the ties are the counts kept per distinct value.
+        """
         assert self._baseline is not None
         ranks = np.empty(x.shape, dtype=np.int64)
         spread = tie_break(pos, self.n_features, self.seed)
-        for f in range(self.n_features):
-            column = self._baseline[f]
-            lo = np.searchsorted(column, x[:, f], side="left")
-            hi = np.searchsorted(column, x[:, f], side="right")
-            ranks[:, f] = lo + (spread[:, f] * (hi - lo + 1)).astype(np.int64)
+        for f, (distinct, below, ties) in enumerate(self._distinct):
+            i = np.searchsorted(distinct, x[:, f], side="left")
+            # The sentinel past the last distinct value equals nothing (NaN).
+            tied = np.where(distinct[i] == x[:, f], ties[i], 0)
+            ranks[:, f] = below[i] + (spread[:, f] * (tied + 1)).astype(np.int64)
         return ranks
 
     def _scan(self, x: np.ndarray, pos: np.ndarray) -> list[Firing]:
         assert self._tables is not None and self._thresholds is not None
-        n = self.baseline_rows
         ranks = self._ranks(x, pos)
         # (kinds, features, rows): the score of each new row for each polynomial.
         scores = np.stack([table[ranks].T for table in self._tables])
         firings: list[Firing] = []
         start = 0
         while start < x.shape[0]:
+            if self._chaining:
+                # The last firing came at the first point after its restart: so may the next.
+                chained = self._chain(scores[:, :, start:], pos[start:])
+                firings.extend(chained)
+                start += len(chained) * self._first_point()
+                # The stretch after the chain did not fire at its first point (or the rows
+                # ran out): the scan one chunk at a time takes it, and chains again after a
+                # firing at a first point.
+                self._chaining = False
+                continue
             # In chunks: after a firing the sums restart, and re-summing the whole rest
             # of a long poll after each of many firings (a drifted stream) would cost
             # its length squared.
             end = min(x.shape[0], start + CHUNK)
-            firing, used = self._advance(scores[:, :, start:end], pos[start:end], n)
+            firing, used = self._advance(scores[:, :, start:end], pos[start:end])
             start += used
             if firing is not None:
                 firings.append(firing)
+                self._chaining = self._since_restart == self._first_point(self.holdoff)
                 self.restart()
                 self._quiet = self.holdoff
         return firings
 
-    def _first_firing(
-        self,
-        sums: np.ndarray,
-        counts: np.ndarray,
-        at: np.ndarray,
-        kept: int,
-        pos: np.ndarray,
-        n: int,
-    ) -> tuple[int, Firing] | None:
-        """The earliest firing among the evaluation points ``at``, and its index, or None."""
+    def _first_point(self, quiet: int | None = None) -> int:
+        """Rows since a restart at its first evaluation point (the first past ``quiet``)."""
+        quiet = self._quiet if quiet is None else quiet
+        return (quiet // self.every + 1) * self.every
+
+    def _chain(self, scores: np.ndarray, pos: np.ndarray) -> list[Firing]:
+        """Firings at the first point after each restart, in a row, from a restart on.
+
+        A drifted stream fires at the first point a restart allows (``c`` rows on), then
+        again ``c`` rows later, and so on: the stretches of ``c`` rows are judged at their
+        last row all at once, and the firings up to the first stretch that does not fire
+        are those of :meth:`_advance` one by one (its sums start at the restart too, and
+        a stretch's sums are the prefix of its head's). The caller goes on from there.
+        """
+        assert self._since_restart == 0 and self._history.shape[2] == 0
+        c = self._first_point()
+        stretches = scores.shape[2] // c
+        blocks = np.flatnonzero(self._blocks.lengths <= c)
+        if c > CHUNK or stretches == 0 or blocks.size == 0:
+            return []
+        rows = scores[:, :, : stretches * c].reshape(*scores.shape[:2], stretches, c)
+        sums = np.zeros((*scores.shape[:2], stretches, c + 1))
+        np.cumsum(rows, axis=3, out=sums[..., 1:])
+        # Columns block by block, stretch by stretch within a block: the last row of each.
+        block = np.repeat(blocks, stretches)
+        ends = np.tile(np.arange(stretches) * (c + 1) + c, blocks.size)
+        z = self._blocks.z(sums.reshape(*scores.shape[:2], -1), ends, block)
+        over = z > self._blocks.threshold[block]
+        hits = over.any(axis=0).reshape(blocks.size, stretches)
+        fired = hits.any(axis=0)
+        count = stretches if fired.all() else int(np.argmin(fired))
+        first_block = hits.argmax(axis=0)
+        return [
+            self._firing(
+                z,
+                over,
+                int(first_block[i]) * stretches + i,
+                int(block[first_block[i] * stretches]),
+                int(pos[i * c + c - 1]),
+            )
+            for i in range(count)
+        ]
+
+    def _firing(
+        self, z: np.ndarray, over: np.ndarray, column: int, block: int, offset: int
+    ) -> Firing:
+        """The firing of column ``column`` (of block ``block``) of :meth:`_Blocks.z`'s output."""
         assert self._thresholds is not None
-        first: tuple[int, Firing] | None = None
+        k = int(self._blocks.kind[block])
+        return Firing(
+            offset=offset,
+            features=tuple(int(f) for f in np.flatnonzero(over[:, column])),
+            kind=SCAN[k][0],
+            window=int(self._blocks.lengths[block]),
+            statistic=float(z[:, column].max()),
+            threshold=float(self._thresholds[k]),
+        )
+
+    def _first_firing(
+        self, sums: np.ndarray, counts: np.ndarray, at: np.ndarray, kept: int, pos: np.ndarray
+    ) -> tuple[int, Firing] | None:
+        """The earliest firing among the evaluation points ``at``, and its index, or None.
+
+        Every (block, point) whose sum is long enough, at once; the earliest point that
+        passes a threshold, the first block of `SCAN` among those passing there.
+        """
         if at.size == 0:
             return None
-        for k, (kind, degrees, lengths) in enumerate(SCAN):
-            for w in lengths:
-                ok = at[counts[at] >= w]
-                if ok.size == 0:
-                    continue
-                z = window_z(sums, kept + ok + 1, w, n, degrees, self._skews)
-                over = z > self._thresholds[k]
-                hit = np.flatnonzero(over.any(axis=0))
-                if hit.size == 0:
-                    continue
-                j = int(ok[hit[0]])
-                if first is None or j < first[0]:
-                    first = (
-                        j,
-                        Firing(
-                            offset=int(pos[j]),
-                            features=tuple(int(f) for f in np.flatnonzero(over[:, hit[0]])),
-                            kind=kind,
-                            window=w,
-                            statistic=float(z[:, hit[0]].max()),
-                            threshold=float(self._thresholds[k]),
-                        ),
-                    )
-        return first
+        block, point = np.nonzero(counts[at] >= self._blocks.lengths[:, None])
+        if block.size == 0:
+            return None
+        z = self._blocks.z(sums, kept + 1 + at[point], block)
+        over = z > self._blocks.threshold[block]
+        hit = np.flatnonzero(over.any(axis=0))
+        if hit.size == 0:
+            return None
+        column = int(hit[np.argmin(point[hit])])
+        j = int(at[point[column]])
+        return j, self._firing(z, over, column, int(block[column]), int(pos[j]))
 
-    def _advance(self, scores: np.ndarray, pos: np.ndarray, n: int) -> tuple[Firing | None, int]:
+    def _advance(self, scores: np.ndarray, pos: np.ndarray) -> tuple[Firing | None, int]:
         """Add rows until the first alarm; return it (or None) and the rows consumed."""
         assert self._thresholds is not None
         kept = self._history.shape[2]
@@ -650,14 +789,28 @@ class RankAlarm:
         first: tuple[int, Firing] | None = None
         if head:
             full = np.concatenate([self._history, scores[:, :, : int(at[head - 1]) + 1]], axis=2)
-            first = self._first_firing(_summed(full), counts, at[:head], kept, pos, n)
+            first = self._first_firing(_summed(full), counts, at[:head], kept, pos)
         if first is None:
             full = np.concatenate([self._history, scores], axis=2)
-            first = self._first_firing(_summed(full), counts, at[head:], kept, pos, n)
+            first = self._first_firing(_summed(full), counts, at[head:], kept, pos)
         used = m if first is None else first[0] + 1
         self._since_restart += used
         self._history = full[:, :, kept + used - min(LONGEST, self._since_restart) : kept + used]
         return (None if first is None else first[1]), used
+
+
+def _distinct(column: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """A sorted column's distinct values (then NaN), the values below each, the ties of each.
+
+    >>> [a.tolist() for a in _distinct(np.array([1.0, 2.0, 2.0, 5.0]))]
+    [[1.0, 2.0, 5.0, nan], [0, 1, 3, 4], [1, 2, 1, 0]]
+    """
+    distinct, first, ties = np.unique(column, return_index=True, return_counts=True)
+    return (
+        np.append(distinct, np.nan),
+        np.append(first, column.size),
+        np.append(ties, 0),
+    )
 
 
 def _summed(scores: np.ndarray) -> np.ndarray:
