@@ -47,7 +47,7 @@ from typing import Literal
 
 import numpy as np
 import numpy.typing as npt
-from scipy.special import gammaincc, ndtri_exp
+from scipy.special import gammaincc, gammainccinv, ndtr, ndtri_exp
 
 from consumer.detection import robust_ks_p_values
 
@@ -205,10 +205,24 @@ def window_z(
     return _joined(z)
 
 
-def _joined(z: npt.NDArray[np.float64]) -> npt.NDArray[np.float64]:
-    """``sum z_i^2`` over the first axis (k scores), as the ``|z|`` of equal tail probability."""
+def _joined(z: npt.NDArray[np.float64], floor: float = 0.0) -> npt.NDArray[np.float64]:
+    """``sum z_i^2`` over the first axis (k scores), as the ``|z|`` of equal tail probability.
+
+    A sum of squares at or below ``floor`` is given as 0, not computed: the caller has
+    made sure it cannot pass its threshold (see `_Blocks`).
+    """
     s = (z**2).sum(axis=0)
-    k = z.shape[0]
+    if floor <= 0:
+        return _tail_z(s, z.shape[0])
+    out = np.zeros_like(s)
+    high = s > floor
+    if high.any():
+        out[high] = _tail_z(s[high], z.shape[0])
+    return out
+
+
+def _tail_z(s: npt.NDArray[np.float64], k: int) -> npt.NDArray[np.float64]:
+    """The ``|z|`` with the tail probability of chi-squared ``s`` with ``k`` degrees of freedom."""
     if k == 2:
         # P(chi2_2 > s) = exp(-s / 2); the |z| with P(|Z| > z) equal to it, in log space.
         log_tail = -s / 2 - np.log(2.0)
@@ -216,6 +230,23 @@ def _joined(z: npt.NDArray[np.float64]) -> npt.NDArray[np.float64]:
         with np.errstate(divide="ignore"):
             log_tail = np.log(gammaincc(k / 2, s / 2)) - np.log(2.0)
     return np.asarray(-ndtri_exp(log_tail))
+
+
+def _floor(threshold: float, k: int) -> float:
+    """A sum of squares of k scores below which `_tail_z` is surely below ``threshold``.
+
+    The sum whose tail probability is that of ``|z| = threshold``, less a margin
+    (1e-6 of it) far wider than the functions' rounding; 0 (no floor) where it is not
+    finite.
+
+    >>> s = _floor(5.0, 4)
+    >>> bool(_tail_z(np.array([s]), 4)[0] < 5.0 < _tail_z(np.array([s * 1.001]), 4)[0])
+    True
+    """
+    if not threshold > 0:
+        return 0.0
+    s = 2 * float(gammainccinv(k / 2, 2 * ndtr(-threshold)))
+    return s * (1 - 1e-6) if math.isfinite(s) else 0.0
 
 
 class _Blocks:
@@ -236,17 +267,34 @@ class _Blocks:
         self.threshold = thresholds[self.kind]
         # First block of each kind, and one past the last: the kinds' column ranges.
         self.kind_starts = np.searchsorted(self.kind, np.arange(len(SCAN) + 1))
-        # Per score: the skewness of each block's sum (as window_z takes it), for normal_scale.
+        # Per score: the skewness of each block's sum (as window_z takes it), and whether
+        # normal_scale leaves every block's sums as they are (a symmetric score) or skews
+        # them all one way, which needs no selection per column.
         self.skew = [np.array([skews[d] / math.sqrt(w) for _, w in specs]) for d in range(DEGREES)]
+        self.symmetric = [bool((np.abs(g) < 1e-9).all()) for g in self.skew]
+        self.right = [bool((g >= 1e-9).all()) for g in self.skew]
+        # Per kind of several scores: the sum of squares its threshold needs (see _floor).
+        self.floor = [_floor(float(thresholds[k]), len(d)) for k, (_, d, _) in enumerate(SCAN)]
+        # The scores of each kind as a slice where they are adjacent: a view, not a copy.
+        self.scores = [
+            slice(d[0], d[-1] + 1) if list(d) == list(range(d[0], d[-1] + 1)) else list(d)
+            for _, d, _ in SCAN
+        ]
 
     def z(
         self,
         sums: npt.NDArray[np.float64],
         ends: npt.NDArray[np.int64],
         block: npt.NDArray[np.int64],
+        exact: bool = False,
     ) -> npt.NDArray[np.float64]:
         """``|z|`` per column, shape (features, columns): the sum of ``lengths[block]`` rows
-        ending before ``ends`` (indices into the last axis of ``sums``, as in `window_z`)."""
+        ending before ``ends`` (indices into the last axis of ``sums``, as in `window_z`).
+
+        Unless ``exact``, a joined kind's ``|z|`` that surely stays below its threshold is
+        given as 0 and not computed (its chi-squared tail is the dearest part): what
+        passes, and the statistics of what passes, are the same.
+        """
         bounds = np.searchsorted(block, self.kind_starts)
         parts = []
         for k, (_, degrees, _) in enumerate(SCAN):
@@ -259,15 +307,24 @@ class _Blocks:
             if len(degrees) == 1:
                 d = degrees[0]
                 one = (sums[d][:, at] - sums[d][:, starts]) / sd
-                parts.append(np.abs(_normal_scale_columns(one, self.skew[d][blocks])))
+                parts.append(np.abs(self._normal_scale(one, d, blocks)))
                 continue
-            picked = list(degrees)
-            z = (sums[picked][:, :, at] - sums[picked][:, :, starts]) / sd
-            z = np.stack(
-                [_normal_scale_columns(z[i], self.skew[d][blocks]) for i, d in enumerate(degrees)]
-            )
-            parts.append(_joined(z))
+            picked = sums[self.scores[k]]
+            z = (picked[:, :, at] - picked[:, :, starts]) / sd
+            z = np.stack([self._normal_scale(z[i], d, blocks) for i, d in enumerate(degrees)])
+            parts.append(_joined(z, 0.0 if exact else self.floor[k]))
         return parts[0] if len(parts) == 1 else np.concatenate(parts, axis=1)
+
+    def _normal_scale(
+        self, z: npt.NDArray[np.float64], degree: int, blocks: npt.NDArray[np.int64]
+    ) -> npt.NDArray[np.float64]:
+        """`normal_scale` of score ``degree``'s sums, a skewness per column: the same floats."""
+        if self.symmetric[degree]:
+            return z
+        skew = self.skew[degree][blocks]
+        if self.right[degree]:
+            return (6 / skew) * (np.cbrt(1 + skew * z / 2) - 1) + skew / 6
+        return _normal_scale_columns(z, skew)
 
 
 def _normal_scale_columns(
@@ -280,12 +337,7 @@ def _normal_scale_columns(
     [[-2.0, 3.808, 19.476]]
     """
     tiny = np.abs(skew) < 1e-9
-    if tiny.all():
-        return z
     positive = skew > 0
-    if positive.all():
-        # Every column skewed the same way (the scan's skewed scores): no selection.
-        return (6 / skew) * (np.cbrt(1 + skew * z / 2) - 1) + skew / 6
     g = np.where(tiny, 1.0, np.abs(skew))
     s = np.where(positive, z, -z)
     out = (6 / g) * (np.cbrt(1 + g * s / 2) - 1) + g / 6
@@ -681,9 +733,13 @@ class RankAlarm:
                 continue
             # In chunks: after a firing the sums restart, and re-summing the whole rest
             # of a long poll after each of many firings (a drifted stream) would cost
-            # its length squared.
-            end = min(x.shape[0], start + CHUNK)
-            firing, used = self._advance(scores[:, :, start:end], pos[start:end])
+            # its length squared. Soon after a restart, where a drifted stream fires
+            # again, one chunk (its head first); else every chunk at once.
+            if self._since_restart < HEAD_ROWS:
+                end = min(x.shape[0], start + CHUNK)
+                firing, used = self._advance(scores[:, :, start:end], pos[start:end])
+            else:
+                firing, used = self._sweep(scores[:, :, start:], pos[start:])
             start += used
             if firing is not None:
                 firings.append(firing)
@@ -751,26 +807,58 @@ class RankAlarm:
         )
 
     def _first_firing(
-        self, sums: np.ndarray, counts: np.ndarray, at: np.ndarray, kept: int, pos: np.ndarray
+        self, sums: np.ndarray, counts: np.ndarray, ends: np.ndarray, pos: np.ndarray
     ) -> tuple[int, Firing] | None:
-        """The earliest firing among the evaluation points ``at``, and its index, or None.
+        """The earliest firing among some evaluation points, and its index among them, or None.
 
-        Every (block, point) whose sum is long enough, at once; the earliest point that
-        passes a threshold, the first block of `SCAN` among those passing there.
+        ``counts`` are the points' rows since the restart, ``ends`` where their sums end
+        (indices into the last axis of ``sums``), ``pos`` their offsets. Every (block,
+        point) whose sum is long enough is judged at once; the earliest point that passes
+        a threshold wins, and there the first block of `SCAN` that passes.
         """
-        if at.size == 0:
-            return None
-        block, point = np.nonzero(counts[at] >= self._blocks.lengths[:, None])
+        block, point = np.nonzero(counts >= self._blocks.lengths[:, None])
         if block.size == 0:
             return None
-        z = self._blocks.z(sums, kept + 1 + at[point], block)
+        z = self._blocks.z(sums, ends[point], block)
         over = z > self._blocks.threshold[block]
         hit = np.flatnonzero(over.any(axis=0))
         if hit.size == 0:
             return None
         column = int(hit[np.argmin(point[hit])])
-        j = int(at[point[column]])
-        return j, self._firing(z, over, column, int(block[column]), int(pos[j]))
+        i = int(point[column])
+        return i, self._firing(z, over, column, int(block[column]), int(pos[i]))
+
+    def _sweep(self, scores: np.ndarray, pos: np.ndarray) -> tuple[Firing | None, int]:
+        """:meth:`_advance` over every chunk of ``scores`` at once, up to the first alarm.
+
+        Each chunk's sums are taken as :meth:`_advance` takes them, from the start of
+        the history it would keep (the ``LONGEST`` rows before the chunk, or the rows
+        since the restart): the same floats. All chunks' sums in one array and all their
+        points judged in one call; the first firing is that of the first chunk that
+        fires, since the chunks before it change nothing but the history.
+        """
+        kept_now = self._history.shape[2]
+        m = scores.shape[2]
+        both = np.concatenate([self._history, scores], axis=2)
+        starts = np.arange(0, m, CHUNK)
+        kept = np.minimum(LONGEST, self._since_restart + starts)
+        width = int((kept + np.minimum(CHUNK, m - starts)).max())
+        rows = np.minimum(
+            (kept_now + starts - kept)[:, None] + np.arange(width), both.shape[2] - 1
+        )  # past a chunk's end: any row, never read as one of its sums
+        sums = np.zeros((*scores.shape[:2], starts.size, width + 1))
+        np.cumsum(both[:, :, rows], axis=3, out=sums[..., 1:])
+        counts = self._since_restart + np.arange(1, m + 1)
+        at = np.flatnonzero((counts % self.every == 0) & (counts > self._quiet))
+        chunk = at // CHUNK
+        ends = chunk * (width + 1) + kept[chunk] + at - starts[chunk] + 1
+        first = self._first_firing(sums.reshape(*scores.shape[:2], -1), counts[at], ends, pos[at])
+        used = m if first is None else int(at[first[0]]) + 1
+        self._since_restart += used
+        self._history = both[
+            :, :, kept_now + used - min(LONGEST, self._since_restart) : kept_now + used
+        ]
+        return (None if first is None else first[1]), used
 
     def _advance(self, scores: np.ndarray, pos: np.ndarray) -> tuple[Firing | None, int]:
         """Add rows until the first alarm; return it (or None) and the rows consumed."""
@@ -789,11 +877,15 @@ class RankAlarm:
         first: tuple[int, Firing] | None = None
         if head:
             full = np.concatenate([self._history, scores[:, :, : int(at[head - 1]) + 1]], axis=2)
-            first = self._first_firing(_summed(full), counts, at[:head], kept, pos)
+            point = at[:head]
+            first = self._first_firing(_summed(full), counts[point], kept + 1 + point, pos[point])
         if first is None:
             full = np.concatenate([self._history, scores], axis=2)
-            first = self._first_firing(_summed(full), counts, at[head:], kept, pos)
-        used = m if first is None else first[0] + 1
+            point = at[head:]
+            first = self._first_firing(_summed(full), counts[point], kept + 1 + point, pos[point])
+            if first is not None:
+                first = (first[0] + head, first[1])
+        used = m if first is None else int(at[first[0]]) + 1
         self._since_restart += used
         self._history = full[:, :, kept + used - min(LONGEST, self._since_restart) : kept + used]
         return (None if first is None else first[1]), used

@@ -248,15 +248,32 @@ def test_the_sums_judged_at_once_are_window_z_bit_for_bit() -> None:
     rng = np.random.default_rng(8)
     tables = score_tables(1000)
     skews = alarms.score_skews(tables)
-    scores = tables[:, rng.integers(0, 1001, size=(3, 1200))] * 1.3  # some drift: large |z|
+    # Ranks pushed to both ends (scale and shape drift), more so for later features.
+    ranks = rng.beta([[1.0], [0.8], [0.6]], [[1.0], [0.8], [0.6]], size=(3, 1200)) * 1001
+    scores = tables[:, ranks.astype(np.int64)]
     sums = np.concatenate([np.zeros((alarms.DEGREES, 3, 1)), np.cumsum(scores, axis=2)], axis=2)
     blocks = alarms._Blocks(1000, skews, np.array([4.0, 4.0, 4.0]))
     ends = np.arange(400, 1201, 3)
     block = np.repeat(np.arange(blocks.lengths.size), ends.size)
-    z = blocks.z(sums, np.tile(ends, blocks.lengths.size), block)
+    z = blocks.z(sums, np.tile(ends, blocks.lengths.size), block, exact=True)
     for b, (k, w) in enumerate(zip(blocks.kind, blocks.lengths, strict=True)):
         expected = alarms.window_z(sums, ends, int(w), 1000, alarms.SCAN[k][1], skews)
         assert z[:, block == b].tobytes() == expected.tobytes(), (b, k, w)
+    # As the scan takes them: the shape sums that cannot pass are not computed (0), the
+    # others are the same floats, and the same pass.
+    cut = blocks.z(sums, np.tile(ends, blocks.lengths.size), block)
+    shape = blocks.kind[block] == 2
+    passing = z > 4.0
+    assert 0 < passing[:, shape].sum() < passing[:, shape].size / 2
+    assert np.array_equal(cut > 4.0, passing)
+    assert (cut == 0).any() and cut[cut != 0].tobytes() == z[cut != 0].tobytes()
+    # A skewness per column, of either sign or none: normal_scale's floats, column by column.
+    values = rng.normal(size=(3, 5)) * 4
+    per_column = np.array([0.0, 1e-10, 0.3, -0.3, 2.0])
+    scaled = alarms._normal_scale_columns(values, per_column)
+    for j, g in enumerate(per_column):
+        one = alarms.normal_scale(np.ascontiguousarray(values[:, j]), float(g))
+        assert np.ascontiguousarray(scaled[:, j]).tobytes() == one.tobytes(), g
 
 
 def test_tie_breaking_is_a_function_of_the_offset_and_seed() -> None:
