@@ -779,32 +779,44 @@ class RankAlarm:
         hits = over.any(axis=0).reshape(blocks.size, stretches)
         fired = hits.any(axis=0)
         count = stretches if fired.all() else int(np.argmin(fired))
-        first_block = hits.argmax(axis=0)
-        return [
-            self._firing(
-                z,
-                over,
-                int(first_block[i]) * stretches + i,
-                int(block[first_block[i] * stretches]),
-                int(pos[i * c + c - 1]),
-            )
-            for i in range(count)
-        ]
+        first_block = hits.argmax(axis=0)[:count]
+        columns = first_block * stretches + np.arange(count)
+        offsets = pos[np.arange(count) * c + c - 1]
+        return self._firings(z, over, columns, blocks[first_block], offsets)
 
-    def _firing(
-        self, z: np.ndarray, over: np.ndarray, column: int, block: int, offset: int
-    ) -> Firing:
-        """The firing of column ``column`` (of block ``block``) of :meth:`_Blocks.z`'s output."""
+    def _firings(
+        self,
+        z: np.ndarray,
+        over: np.ndarray,
+        columns: np.ndarray,
+        blocks: np.ndarray,
+        offsets: np.ndarray,
+    ) -> list[Firing]:
+        """The firings of ``columns`` (of ``blocks``) of :meth:`_Blocks.z`'s output, at ``offsets``.
+
+        Each field of every firing comes out of numpy in one call, not one per firing.
+        """
         assert self._thresholds is not None
-        k = int(self._blocks.kind[block])
-        return Firing(
-            offset=offset,
-            features=tuple(int(f) for f in np.flatnonzero(over[:, column])),
-            kind=SCAN[k][0],
-            window=int(self._blocks.lengths[block]),
-            statistic=float(z[:, column].max()),
-            threshold=float(self._thresholds[k]),
-        )
+        kinds = self._blocks.kind[blocks]
+        return [
+            Firing(
+                offset=offset,
+                features=tuple(f for f, passed in enumerate(row) if passed),
+                kind=SCAN[k][0],
+                window=window,
+                statistic=statistic,
+                threshold=threshold,
+            )
+            for offset, row, k, window, statistic, threshold in zip(
+                offsets.tolist(),
+                over.T[columns].tolist(),
+                kinds.tolist(),
+                self._blocks.lengths[blocks].tolist(),
+                z[:, columns].max(axis=0).tolist(),
+                self._thresholds[kinds].tolist(),
+                strict=True,
+            )
+        ]
 
     def _first_firing(
         self, sums: np.ndarray, counts: np.ndarray, ends: np.ndarray, pos: np.ndarray
@@ -824,9 +836,9 @@ class RankAlarm:
         hit = np.flatnonzero(over.any(axis=0))
         if hit.size == 0:
             return None
-        column = int(hit[np.argmin(point[hit])])
+        column = hit[np.argmin(point[hit])]
         i = int(point[column])
-        return i, self._firing(z, over, column, int(block[column]), int(pos[i]))
+        return i, self._firings(z, over, column[None], block[column][None], pos[i][None])[0]
 
     def _sweep(self, scores: np.ndarray, pos: np.ndarray) -> tuple[Firing | None, int]:
         """:meth:`_advance` over every chunk of ``scores`` at once, up to the first alarm.
