@@ -219,7 +219,8 @@ def test_the_scan_gives_the_firings_of_the_scan_before_bit_for_bit(
     that fires again at each first point, weaker drift that does not; polls of uneven
     sizes, the consumer's hold-off (a window step) and none."""
     x = drifted_stream(kind, np.random.default_rng(31))
-    cuts = [0, 1, 999, 1000, 1700, 3333, 4000, *range(6000, 20_000, 2000), 20_000]
+    # Polls of uneven sizes; one of 8,500 rows, longer than two sweeps (`alarms.SWEEP`).
+    cuts = [0, 1, 999, 1000, 1700, 3333, 4000, 6000, 8000, 16_500, 18_000, 20_000]
 
     def run(alarm_type: type[RankAlarm]) -> list[tuple[int, tuple[int, ...], str, int, str, str]]:
         alarm = alarm_type(
