@@ -207,24 +207,38 @@ def drifted_stream(kind: str, rng: np.random.Generator) -> np.ndarray:
     return x
 
 
-@pytest.mark.parametrize("holdoff", [0, 50])
-@pytest.mark.parametrize("kind", ["iris", "stretches", "mixed"])
+@pytest.mark.parametrize(
+    ("kind", "holdoff", "every", "warmup"),
+    [
+        *[
+            (kind, holdoff, EVERY, WARMUP)
+            for kind in ("iris", "stretches", "mixed")
+            for holdoff in (0, 50)
+        ],
+        ("stretches", 20, 3, 400),  # first points 21 rows after a restart, a short baseline
+    ],
+)
 def test_the_scan_gives_the_firings_of_the_scan_before_bit_for_bit(
-    fitted: Calibration, kind: str, holdoff: int
+    fitted: Calibration, kind: str, holdoff: int, every: int, warmup: int
 ) -> None:
     """Every sum judged at once, ranks from one search per value, and runs of firings at
     the first point after a restart judged together (`RankAlarm._chain`) give the firings
     the scan of commit df79b56 gave (``tests/unit/rank_alarm_before.py``), their
     statistics to the last bit: clean stretches with false alarms (a small budget), drift
     that fires again at each first point, weaker drift that does not; polls of uneven
-    sizes, the consumer's hold-off (a window step) and none."""
+    sizes, the consumer's hold-off (a window step) and none, other evaluation steps."""
     x = drifted_stream(kind, np.random.default_rng(31))
     # Polls of uneven sizes; one of 8,500 rows, longer than two sweeps (`alarms.SWEEP`).
     cuts = [0, 1, 999, 1000, 1700, 3333, 4000, 6000, 8000, 16_500, 18_000, 20_000]
 
     def run(alarm_type: type[RankAlarm]) -> list[tuple[int, tuple[int, ...], str, int, str, str]]:
         alarm = alarm_type(
-            4, lambda n, d: fitted.thresholds(d, SMALL_BUDGET), seed=5, holdoff=holdoff
+            4,
+            lambda n, d: fitted.thresholds(d, SMALL_BUDGET),
+            warmup_rows=warmup,
+            every=every,
+            seed=5,
+            holdoff=holdoff,
         )
         out = []
         for a, b in itertools.pairwise(cuts):
@@ -240,7 +254,8 @@ def test_the_scan_gives_the_firings_of_the_scan_before_bit_for_bit(
     assert len(now) > 50 and {f[2] for f in now} >= {"location", "scale"}
     if holdoff and kind != "mixed":
         # Firings at the first point after each restart, one after another: the chain ran.
-        assert (gaps == holdoff + EVERY).sum() > 50, np.unique(gaps, return_counts=True)
+        first_point = (holdoff // every + 1) * every
+        assert (gaps == first_point).sum() > 50, np.unique(gaps, return_counts=True)
 
 
 def test_the_sums_judged_at_once_are_window_z_bit_for_bit() -> None:
