@@ -87,7 +87,7 @@ class Lane:
         self._pending: list[Firing] = []
         # What the alarm says on a window it did not fire on, warming up or not: the same
         # for every such window (the contract's models are frozen), so built once.
-        self._quiet = {
+        self._quiet_info = {
             warming: AlarmInfo(
                 name=alarm,
                 false_alarm_rows=false_alarm_rows,
@@ -144,15 +144,13 @@ class Lane:
         warming = self.alarm.rank is not None and self.alarm.judges_window(first_offset)
         if not taken:
             features: tuple[str, ...] = ()
-            info = self._quiet[warming]
+            info = self._quiet_info[warming]
         else:
             names = self.names
-            if len(taken) == 1:  # a firing names each feature once
-                features = tuple(names[i] for i in taken[0].features)
-                strongest = taken[0]
-            else:
-                features = tuple(dict.fromkeys(names[i] for f in taken for i in f.features))
-                strongest = max(taken, key=lambda f: f.statistic / f.threshold)
+            features = tuple(dict.fromkeys(names[i] for f in taken for i in f.features))
+            strongest = (
+                taken[0] if len(taken) == 1 else max(taken, key=lambda f: f.statistic / f.threshold)
+            )
             info = AlarmInfo(
                 name=self.alarm.name,
                 false_alarm_rows=self.false_alarm_rows,
