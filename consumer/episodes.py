@@ -13,7 +13,7 @@ keeps the episode open until a new champion re-baselines it. Nothing here does I
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Literal
 
@@ -119,19 +119,30 @@ class EpisodeTracker:
                 self.open = Episode(event_id, judged_at, tuple(dict.fromkeys(alarmed_features)))
                 return Transition("onset", self.open, "alarm")
             features = tuple(dict.fromkeys((*episode.drifted_features, *alarmed_features)))
-            self.open = replace(
-                episode,
-                drifted_features=features,
-                alarmed_windows=episode.alarmed_windows + 1,
-                clean_windows=0,
+            # Episode(...) rather than dataclasses.replace: a third of its cost, per window.
+            self.open = Episode(
+                episode.episode_id, episode.opened_at, features, episode.alarmed_windows + 1, 0
             )
             return Transition("update", self.open, "alarm")
         if episode is None:
             return None
         if evidence:
-            self.open = replace(episode, clean_windows=0)
+            if episode.clean_windows:
+                self.open = Episode(
+                    episode.episode_id,
+                    episode.opened_at,
+                    episode.drifted_features,
+                    episode.alarmed_windows,
+                    0,
+                )
             return None
-        episode = replace(episode, clean_windows=episode.clean_windows + 1)
+        episode = Episode(
+            episode.episode_id,
+            episode.opened_at,
+            episode.drifted_features,
+            episode.alarmed_windows,
+            episode.clean_windows + 1,
+        )
         if episode.clean_windows >= self.resolve_after:
             self.open = None
             return Transition("resolved", episode, f"clean for {episode.clean_windows} windows")

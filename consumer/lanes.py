@@ -85,6 +85,22 @@ class Lane:
         self.last_event: DriftEvent | None = None
         """The newest window's event: what a resolution by re-baseline refers to."""
         self._pending: list[Firing] = []
+        # What the alarm says on a window it did not fire on, warming up or not: the same
+        # for every such window (the contract's models are frozen), so built once.
+        self._quiet_info = {
+            warming: AlarmInfo(
+                name=alarm,
+                false_alarm_rows=false_alarm_rows,
+                fired=False,
+                warming_up=warming,
+                kind=None,
+                rows=None,
+                statistic=None,
+                threshold=None,
+                features=[],
+            )
+            for warming in (False, True)
+        }
         self.observed_through = -1
         """Offset of the last row given to the alarm (-1: none yet)."""
 
@@ -112,26 +128,40 @@ class Lane:
         towards resolving an open episode. ``guard_p_values`` are the detector's for
         the KS rule, when it has them (categorical features, missing values).
         """
-        taken = [f for f in self._pending if f.offset <= last_offset]
-        self._pending = [f for f in self._pending if f.offset > last_offset]
+        # The pending firings are in offset order: the window takes a prefix.
+        count = 0
+        for firing in self._pending:
+            if firing.offset > last_offset:
+                break
+            count += 1
+        taken = self._pending[:count]
+        if count:
+            del self._pending[:count]
         ks = self.alarm.judge_window(distances, size, first_offset, last_offset, guard_p_values)
         if ks is not None:
             taken.append(ks)
-        features = tuple(dict.fromkeys(self.names[i] for f in taken for i in f.features))
-        strongest = max(taken, key=lambda f: f.statistic / f.threshold, default=None)
         # The rank alarm leaves to the KS rule the windows that began in its warm-up.
         warming = self.alarm.rank is not None and self.alarm.judges_window(first_offset)
-        info = AlarmInfo(
-            name=self.alarm.name,
-            false_alarm_rows=self.false_alarm_rows,
-            fired=bool(taken),
-            warming_up=warming,
-            kind=None if strongest is None else strongest.kind,
-            rows=None if strongest is None else strongest.window,
-            statistic=None if strongest is None else strongest.statistic,
-            threshold=None if strongest is None else strongest.threshold,
-            features=list(features),
-        )
+        if not taken:
+            features: tuple[str, ...] = ()
+            info = self._quiet_info[warming]
+        else:
+            names = self.names
+            features = tuple(dict.fromkeys(names[i] for f in taken for i in f.features))
+            strongest = (
+                taken[0] if len(taken) == 1 else max(taken, key=lambda f: f.statistic / f.threshold)
+            )
+            info = AlarmInfo(
+                name=self.alarm.name,
+                false_alarm_rows=self.false_alarm_rows,
+                fired=True,
+                warming_up=warming,
+                kind=strongest.kind,
+                rows=strongest.window,
+                statistic=strongest.statistic,
+                threshold=strongest.threshold,
+                features=list(features),
+            )
         transition = self.episodes.window(event_id, features, judged_at, evidence)
         if transition is not None:
             state = "ongoing" if transition.change == "update" else transition.change

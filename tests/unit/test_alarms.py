@@ -8,6 +8,7 @@ enough that a wrong implementation fails it by far.
 
 from __future__ import annotations
 
+import itertools
 import json
 from pathlib import Path
 
@@ -17,7 +18,7 @@ from scipy.stats import poisson
 
 import consumer.alarms as alarms
 import consumer.calibration as calibration
-from bench.detection import mixed_rows  # the benchmark's mixed stream, short
+from bench.detection import IrisLike, mixed_rows  # the benchmark's streams, short
 from consumer.alarms import (
     KSAlarm,
     RankAlarm,
@@ -29,6 +30,7 @@ from consumer.alarms import (
     tie_break,
 )
 from consumer.calibration import Calibration, CalibrationCache, calibrate
+from tests.unit.rank_alarm_before import RankAlarmBefore
 
 WARMUP = 1000
 EVERY = 5
@@ -186,6 +188,108 @@ def test_judging_the_short_sums_first_gives_the_one_pass_firings_bit_for_bit(
     one_pass = run()
     assert len(fast) > 50 and {f[2] for f in fast} >= {"location", "scale"}
     assert fast == one_pass
+
+
+def drifted_stream(kind: str, rng: np.random.Generator) -> np.ndarray:
+    """20,000 rows for the scan's comparison with the scan before (below)."""
+    if kind == "iris":  # the benchmark's: Iris-like, ties, the producer's noise from half-way
+        x = IrisLike().rows(rng, 20_000)
+        x[10_000:] += rng.normal(3.0, 1.0, size=(10_000, 4))
+    elif kind == "stretches":  # fires every window, by scale, weakly, then not at all
+        x = rng.normal(size=(20_000, 4))
+        x[3000:9000, 1] += 2.0
+        x[10_000:12_000, 3] *= 1.6
+        x[14_000:15_000, 0] += 0.6
+    else:  # categories and missing values, their shares changed
+        x = mixed_rows(rng, 20_000)
+        x[8000:12_000:2, 0] = np.nan
+        x[14_000:18_000:2, 1] = 3.0
+    return x
+
+
+@pytest.mark.parametrize(
+    ("kind", "holdoff", "every", "warmup"),
+    [
+        *[
+            (kind, holdoff, EVERY, WARMUP)
+            for kind in ("iris", "stretches", "mixed")
+            for holdoff in (0, 50)
+        ],
+        ("stretches", 20, 3, 400),  # first points 21 rows after a restart, a short baseline
+    ],
+)
+def test_the_scan_gives_the_firings_of_the_scan_before_bit_for_bit(
+    fitted: Calibration, kind: str, holdoff: int, every: int, warmup: int
+) -> None:
+    """Every sum judged at once, ranks from one search per value, and runs of firings at
+    the first point after a restart judged together (`RankAlarm._chain`) give the firings
+    the scan of commit df79b56 gave (``tests/unit/rank_alarm_before.py``), their
+    statistics to the last bit: clean stretches with false alarms (a small budget), drift
+    that fires again at each first point, weaker drift that does not; polls of uneven
+    sizes, the consumer's hold-off (a window step) and none, other evaluation steps."""
+    x = drifted_stream(kind, np.random.default_rng(31))
+    # Polls of uneven sizes; one of 8,500 rows, longer than two sweeps (`alarms.SWEEP`).
+    cuts = [0, 1, 999, 1000, 1700, 3333, 4000, 6000, 8000, 16_500, 18_000, 20_000]
+
+    def run(alarm_type: type[RankAlarm]) -> list[tuple[int, tuple[int, ...], str, int, str, str]]:
+        alarm = alarm_type(
+            4,
+            lambda n, d: fitted.thresholds(d, SMALL_BUDGET),
+            warmup_rows=warmup,
+            every=every,
+            seed=5,
+            holdoff=holdoff,
+        )
+        out = []
+        for a, b in itertools.pairwise(cuts):
+            out += [
+                (f.offset, f.features, f.kind, f.window, f.statistic.hex(), f.threshold.hex())
+                for f in alarm.observe(x[a:b], np.arange(a, b))
+            ]
+        return out
+
+    now, before = run(RankAlarm), run(RankAlarmBefore)
+    assert now == before
+    gaps = np.diff([f[0] for f in now])
+    assert len(now) > 50 and {f[2] for f in now} >= {"location", "scale"}
+    if holdoff and kind != "mixed":
+        # Firings at the first point after each restart, one after another: the chain ran.
+        first_point = (holdoff // every + 1) * every
+        assert (gaps == first_point).sum() > 50, np.unique(gaps, return_counts=True)
+
+
+def test_the_sums_judged_at_once_are_window_z_bit_for_bit() -> None:
+    """`_Blocks.z` over every (kind, length) and many ends gives `window_z`'s floats, block
+    by block: location, the skewed scale score, the shape scores joined."""
+    rng = np.random.default_rng(8)
+    tables = score_tables(1000)
+    skews = alarms.score_skews(tables)
+    # Ranks pushed to both ends (scale and shape drift), more so for later features.
+    ranks = rng.beta([[1.0], [0.8], [0.6]], [[1.0], [0.8], [0.6]], size=(3, 1200)) * 1001
+    scores = tables[:, ranks.astype(np.int64)]
+    sums = np.concatenate([np.zeros((alarms.DEGREES, 3, 1)), np.cumsum(scores, axis=2)], axis=2)
+    blocks = alarms._Blocks(1000, skews, np.array([4.0, 4.0, 4.0]))
+    ends = np.arange(400, 1201, 3)
+    block = np.repeat(np.arange(blocks.lengths.size), ends.size)
+    z = blocks.z(sums, np.tile(ends, blocks.lengths.size), block, exact=True)
+    for b, (k, w) in enumerate(zip(blocks.kind, blocks.lengths, strict=True)):
+        expected = alarms.window_z(sums, ends, int(w), 1000, alarms.SCAN[k][1], skews)
+        assert z[:, block == b].tobytes() == expected.tobytes(), (b, k, w)
+    # As the scan takes them: the shape sums that cannot pass are not computed (0), the
+    # others are the same floats, and the same pass.
+    cut = blocks.z(sums, np.tile(ends, blocks.lengths.size), block)
+    shape = blocks.kind[block] == 2
+    passing = z > 4.0
+    assert 0 < passing[:, shape].sum() < passing[:, shape].size / 2
+    assert np.array_equal(cut > 4.0, passing)
+    assert (cut == 0).any() and cut[cut != 0].tobytes() == z[cut != 0].tobytes()
+    # A skewness per column, of either sign or none: normal_scale's floats, column by column.
+    values = rng.normal(size=(3, 5)) * 4
+    per_column = np.array([0.0, 1e-10, 0.3, -0.3, 2.0])
+    scaled = alarms._normal_scale_columns(values, per_column)
+    for j, g in enumerate(per_column):
+        one = alarms.normal_scale(np.ascontiguousarray(values[:, j]), float(g))
+        assert np.ascontiguousarray(scaled[:, j]).tobytes() == one.tobytes(), g
 
 
 def test_tie_breaking_is_a_function_of_the_offset_and_seed() -> None:
