@@ -19,6 +19,7 @@ from __future__ import annotations
 import json
 import logging
 import threading
+from collections import deque
 from collections.abc import Callable
 from concurrent.futures import Future
 from dataclasses import dataclass, field
@@ -192,54 +193,73 @@ def resume_point(
     return Resume(offset=position, read=read, streams=streams, window=window, time=time)
 
 
-@dataclass(frozen=True)
-class _Poll:
-    done: Future[None]
-
-
 class InFlight:
-    """At most one poll's durability work (archive, then transaction) running at a time.
+    """Polls' durability work (archive, then transaction), up to ``depth`` in flight.
 
-    :meth:`hand_off` waits for the previous poll's work before starting the next, so
-    a poll's windows, events and offsets are always committed after those of the
-    polls before it. Safe to call :meth:`settle` from kafka-python's rebalance
-    listener: it only waits on the archive thread, never on the consumer's client.
+    The work runs on one thread in the order it was handed off, so a poll's windows,
+    events and offsets are always committed after those of the polls before it;
+    :meth:`hand_off` waits while ``depth`` polls are in flight, so the loop reads
+    and judges ahead of a slow transaction by that many polls at most. Work handed
+    off after work that failed must not commit (it would commit offsets past the
+    failed poll's rows): the work itself refuses to, see
+    ``consumer.service.DriftMonitor``. Safe to call :meth:`settle` from kafka-python's
+    rebalance listener: it only waits on the archive thread, never on the consumer's
+    client.
+
+    Parameters
+    ----------
+    depth : int, default 1
+        Most polls in flight.
     """
 
-    def __init__(self) -> None:
-        self._poll: _Poll | None = None
+    def __init__(self, depth: int = 1) -> None:
+        if depth < 1:
+            raise ValueError(f"depth must be at least 1, got {depth}")
+        self.depth = depth
+        self._polls: deque[Future[None]] = deque()
         # The loop's thread hands off polls while a rebalance listener (on kafka-python's
         # IO thread) may hand off the commit of a partition handed over.
         self._lock = threading.RLock()
 
     def hand_off(self, work: Callable[[], Future[None]]) -> None:
-        """Wait for the poll in flight, then start ``work`` (a poll's commit).
+        """Wait until fewer than ``depth`` polls are in flight, then start ``work``.
 
         Raises
         ------
         Exception
-            Whatever the previous poll's work raised: nothing of it was committed.
+            Whatever the earliest poll's work raised: nothing of it was committed,
+            nor of the work after it; ``work`` is not started.
         """
         with self._lock:
-            self.settle(wait=True)
-            self._poll = _Poll(work())
+            while len(self._polls) >= self.depth:
+                self._collect(wait=True, first_only=True)
+            self._polls.append(work())
 
     def settle(self, wait: bool) -> None:
-        """Collect the poll in flight if it is done (or once done, with ``wait``).
+        """Collect the polls whose work is done (with ``wait``: every poll, once done).
 
-        Raises whatever its work raised.
+        Raises whatever the earliest of them raised, once all are collected.
         """
         with self._lock:
-            poll = self._poll
-            if poll is not None and (wait or poll.done.done()):
-                self._poll = None
-                poll.done.result()
+            self._collect(wait, first_only=False)
+
+    def _collect(self, wait: bool, first_only: bool) -> None:
+        error: BaseException | None = None
+        while self._polls and (wait or self._polls[0].done()):
+            try:
+                self._polls.popleft().result()
+            except BaseException as err:
+                error = error or err
+            if first_only:
+                break
+        if error is not None:
+            raise error
 
     @property
     def busy(self) -> bool:
         """Whether a poll's work is still in flight."""
-        return self._poll is not None
+        return bool(self._polls)
 
     def abandon(self) -> None:
-        """Forget the poll in flight (its work failed or was cut off)."""
-        self._poll = None
+        """Forget the polls in flight (their work failed or was cut off)."""
+        self._polls.clear()

@@ -13,10 +13,10 @@ restarted, or another consumer of the group) judges the same windows again under
 the same ids, into the same archive files.
 
 The loop reads and judges on the calling thread. Archiving a poll's windows and
-the transactions run on an archive thread while the next poll is read and judged:
-they are mostly waiting on the disk and the broker. At most one poll is in flight;
-an idle consumer, one stopping and one handing partitions over commit what the
-interval has archived first.
+the transactions run on an archive thread while the next polls are read and judged:
+they are mostly waiting on the disk and the broker. At most `POLLS_IN_FLIGHT` polls
+are in flight; an idle consumer, one stopping and one handing partitions over
+commit what the interval has archived first.
 
 A row that cannot enter a window is dead-lettered with its reason; a window whose
 judging fails is dead-lettered row by row with the error, and the loop goes on.
@@ -29,6 +29,7 @@ builds the whole monitor from settings.
 
 from __future__ import annotations
 
+import contextlib
 import gc
 import logging
 import time
@@ -69,6 +70,10 @@ from producer.messages import RowMessage
 
 logger = logging.getLogger(__name__)
 
+POLLS_IN_FLIGHT = 4
+"""Most polls handed to the archive thread and not yet archived and committed: the
+loop reads and judges on while a transaction waits for the broker."""
+
 UPDATE_CHECK_INTERVAL_S = 0.5
 """Seconds between checks of the model-updates topic while rows keep arriving."""
 
@@ -80,13 +85,15 @@ STAGES = (
     "alarm",
     "accuracy",
     "event",
+    "wait",
     "archive",
     "commit",
 )
 """The loop's stages, as `Stats.stage_seconds` times them: ``poll`` the client's fetch
 and record parsing; ``decode`` rows from JSON; ``window`` rows into windows; ``detect``
 the window matrix and its KS test; ``alarm`` the lanes' alarm and episodes; ``accuracy``
-the champion's labels; ``event`` the DriftEvent, its log line and metrics; ``archive``
+the champion's labels; ``event`` the DriftEvent, its log line and metrics; ``wait``
+the loop waiting for the archive thread to take a poll (`POLLS_IN_FLIGHT`); ``archive``
 writing and syncing the windows; ``commit`` the transaction (events, dead letters,
 offsets)."""
 
@@ -112,8 +119,8 @@ class Stats:
     stage_seconds: dict[str, float] = field(default_factory=lambda: dict.fromkeys(STAGES, 0.0))
     """Wall seconds spent per stage of the loop (see `STAGES`), summed over polls.
 
-    ``archive`` and ``commit`` run on the archive thread, overlapping the next poll's
-    stages on the loop's thread; the others run on the loop's thread. Taken with a
+    ``archive`` and ``commit`` run on the archive thread, overlapping the next polls'
+    stages on the loop's thread; the others (``wait`` too) run on the loop's thread. Taken with a
     few ``perf_counter`` calls per poll and per window, cheap enough to keep on.
     """
 
@@ -263,7 +270,9 @@ class DriftMonitor:
         self.metrics.model(champion.metadata.model_name, champion.metadata.version)
         self.dead_letters = DeadLetters(producer, settings.dlq_topic, self.metrics)
         self.stats = Stats(dead_letters=self.dead_letters.counts)
-        self.in_flight = InFlight()
+        self.in_flight = InFlight(POLLS_IN_FLIGHT)
+        self._failed: BaseException | None = None
+        """The archive thread's first failure: the work queued after it must not commit."""
         self.calibration = CalibrationCache(settings.artifact_root)
         if settings.alarm == "rank":
             # Shipped for the default baseline size; another size is simulated once and
@@ -352,9 +361,11 @@ class DriftMonitor:
         # broker checks when the transaction commits the offsets (KIP-447).
         group = self.consumer.group_metadata()
         assert self._writer is not None, "process() runs inside run()"
+        waiting = time.perf_counter()
         self.in_flight.hand_off(
             partial(self._writer.submit, self._timed_commit, windows, poll.dead, offsets, group)
         )
+        self.stats.stage_seconds["wait"] += time.perf_counter() - waiting
 
     def _commit_archived(self, wait: bool) -> None:
         """Commit what the archive thread has archived and not committed, once the poll
@@ -368,6 +379,13 @@ class DriftMonitor:
         self.in_flight.hand_off(partial(writer.submit, self._timed, self._flush))
         self.in_flight.settle(wait=wait)
 
+    def _drop_in_flight(self) -> None:
+        """Wait for the archive thread's queued work (it fails, after a failure), forget it."""
+        with contextlib.suppress(Exception):  # the failure the caller handles, or its sequel
+            self.in_flight.settle(wait=True)
+        self._failed = None
+        self._uncommitted = _Uncommitted()
+
     def _timed_commit(
         self,
         windows: list[_ArchivedWindow],
@@ -380,11 +398,18 @@ class DriftMonitor:
 
     def _timed(self, work: Callable[[], None]) -> None:
         """Run ``work``, timed: what the transaction did not take went to the archive."""
+        if self._failed is not None:
+            raise RuntimeError(
+                "not archived nor committed: the archive thread's work before it failed"
+            ) from self._failed
         stages = self.stats.stage_seconds
         started, committing = time.perf_counter(), stages["commit"]
         cpu_started = time.thread_time()
         try:
             work()
+        except BaseException as err:
+            self._failed = err
+            raise
         finally:
             stages["archive"] += time.perf_counter() - started - (stages["commit"] - committing)
             self.stats.thread_cpu_seconds["archive"] += time.thread_time() - cpu_started
@@ -1039,6 +1064,7 @@ class DriftMonitor:
         except Exception as err:
             if not lost:
                 raise
+            self._drop_in_flight()
             logger.warning(
                 "partitions lost with windows archived and not committed: %s; every "
                 "partition resumes from its committed offset",

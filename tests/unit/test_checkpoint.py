@@ -204,3 +204,37 @@ def test_a_failed_poll_is_raised() -> None:
     with pytest.raises(OSError, match="disk full"):
         in_flight.settle(wait=True)
     assert not in_flight.busy
+
+
+def test_polls_up_to_the_depth_go_in_flight_and_the_next_waits_for_the_first() -> None:
+    in_flight = InFlight(depth=2)
+    first: Future[None] = Future()
+    second: Future[None] = Future()
+    in_flight.hand_off(lambda: first)
+    in_flight.hand_off(lambda: second)  # the first still running: no wait at depth 2
+    started = []
+
+    def third() -> Future[None]:
+        started.append((first.done(), second.done()))
+        return done()
+
+    first.set_result(None)
+    in_flight.hand_off(third)
+    assert started == [(True, False)]
+    second.set_result(None)
+    in_flight.settle(wait=True)
+    assert not in_flight.busy
+
+
+def test_settling_collects_every_poll_and_raises_the_earliest_failure() -> None:
+    in_flight = InFlight(depth=3)
+    failures = []
+    for error in (OSError("disk full"), RuntimeError("refused after a failure")):
+        failed: Future[None] = Future()
+        failed.set_exception(error)
+        failures.append(failed)
+    for future in [done(), *failures]:
+        in_flight.hand_off(lambda future=future: future)
+    with pytest.raises(OSError, match="disk full"):
+        in_flight.settle(wait=True)
+    assert not in_flight.busy
