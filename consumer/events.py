@@ -18,6 +18,7 @@ from pydantic import (
 if TYPE_CHECKING:
     # For annotations only: readers of the contract (the retraining DAG) do not
     # pay for importing the detector's SciPy or the registry.
+    from consumer.decoding import DecodedRow
     from consumer.detection import Backend, Correction, DriftResult
     from consumer.windowing import Window
     from models.registry import VersionMetadata
@@ -207,7 +208,7 @@ class DriftEvent(BaseModel):
         cls,
         topic: str,
         partition: int,
-        window: Window[RowMessage],
+        window: Window[RowMessage] | Window[DecodedRow],
         result: DriftResult,
         *,
         model: VersionMetadata,
@@ -228,7 +229,8 @@ class DriftEvent(BaseModel):
         topic, partition : str, int
             Where the window's rows were read.
         window : Window
-            The window, its rows `RowMessage`s in offset order.
+            The window, its rows (`RowMessage`s or the consumer's `DecodedRow`s) in
+            offset order.
         result : DriftResult
             The detector's verdict on it; its arrays follow ``model.feature_names``.
         model : VersionMetadata

@@ -50,7 +50,7 @@ from consumer.calibration import CalibrationCache
 from consumer.champion import Champion
 from consumer.checkpoint import CheckpointError, InFlight, Resume
 from consumer.dead_letters import DeadLetter, DeadLetters
-from consumer.decoding import MalformedRowError
+from consumer.decoding import DecodedRow, MalformedRowError
 from consumer.detection import DriftResult
 from consumer.episodes import Transition
 from consumer.events import DriftEvent, event_id_for
@@ -61,7 +61,6 @@ from consumer.partitions import PartitionStreams
 from consumer.settings import ConsumerSettings
 from consumer.windowing import Merge, Window
 from models.registry import Registry, RegistryError
-from producer.messages import RowMessage
 
 logger = logging.getLogger(__name__)
 
@@ -130,7 +129,7 @@ class Stats:
 class Row(NamedTuple):
     """A valid row in a window: the decoded message, and its record's bytes for a dead letter."""
 
-    message: RowMessage
+    message: DecodedRow
     key: bytes | None
     value: bytes | None
 
