@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from datetime import datetime
-from operator import itemgetter
+from operator import attrgetter, itemgetter
 from typing import Annotated, Any, Literal
 
 import msgspec
@@ -73,6 +73,13 @@ _EVENT_TIMES = _field_adapter("event_time", many=True)
 _EVENT_TIME = _field_adapter("event_time", many=False)
 _STREAM = _field_adapter("stream", many=False)
 """RowMessage's stream name rule (``producer.messages.check_stream_name``)."""
+
+_EVENT_TIME_OF = attrgetter("event_time")
+_STREAM_OF = attrgetter("stream")
+
+_TRIAL = 64
+"""Values of a poll msgspec tries one by one before it gives up on the poll, should it
+refuse at least half of them."""
 
 _STREAMS_KEPT = 1024
 """Most stream names a decoder remembers as valid (as ``producer.messages`` does)."""
@@ -289,15 +296,32 @@ class RowDecoder:
         """The rows msgspec proves valid; None for every value pydantic must judge."""
         if self._wire is None:
             return [None] * len(values)
-        decode = self._wire.decode
-        wires: list[Any]
         try:
-            wires = list(map(decode, values))  # type: ignore[arg-type]  # None raises
+            wires = list(map(self._wire.decode, values))  # type: ignore[arg-type]  # None raises
         except Exception:
-            wires = [_or_none(decode, value) for value in values]
-        times = self._event_times([None if w is None else w.event_time for w in wires])
+            return self._fast_some(values)
+        return self._rows(wires)
+
+    def _fast_some(self, values: Sequence[bytes | None]) -> list[DecodedRow | None]:
+        """:meth:`_fast` of a poll some of whose values msgspec refuses: one by one."""
+        assert self._wire is not None
+        decode = self._wire.decode
+        wires: list[Any] = []
+        for i, value in enumerate(values):
+            if i == _TRIAL and sum(w is not None for w in wires) < _TRIAL // 2:
+                # Mostly refused (say, a producer that adds a field): each attempt would
+                # cost a third of what pydantic's path does, for nothing.
+                wires += [None] * (len(values) - i)
+                break
+            wires.append(_or_none(decode, value))
+        taken = iter(self._rows([w for w in wires if w is not None]))
+        return [None if w is None else next(taken) for w in wires]
+
+    def _rows(self, wires: list[Any]) -> list[DecodedRow | None]:
+        """The rows of msgspec's ``wires``; None for those RowMessage's rules must judge."""
+        times = self._event_times(list(map(_EVENT_TIME_OF, wires)))
         streams, labels = self._streams, self._labels
-        for name in {w.stream for w in wires if w is not None} - streams:
+        for name in set(map(_STREAM_OF, wires)) - streams:
             self._check_stream(name)
         astuple = msgspec.structs.astuple
         return [
@@ -307,15 +331,12 @@ class RowDecoder:
             for w, time in zip(wires, times, strict=True)
         ]
 
-    def _event_times(self, texts: list[str | None]) -> list[datetime | None]:
-        """RowMessage's event times of ``texts``: None where a text is None or refused."""
+    def _event_times(self, texts: list[str]) -> list[datetime | None]:
+        """RowMessage's event times of ``texts``: None where its rule refuses one."""
         try:
             return _EVENT_TIMES.validate_python(texts)
         except ValidationError:
-            return [
-                None if text is None else _or_none(_EVENT_TIME.validate_python, text)
-                for text in texts
-            ]
+            return [_or_none(_EVENT_TIME.validate_python, text) for text in texts]
 
     def _check_stream(self, name: str) -> None:
         """Remember ``name`` if RowMessage's rule takes it; else its rows take pydantic's path."""
@@ -420,9 +441,11 @@ class RowDecoder:
         NaN there). An unseen category gets the next code of its feature, in the order
         the rows are asked for.
         """
-        values: tuple[Any, ...] = (
-            row.values if isinstance(row, DecodedRow) else self._in_order(row.features)
-        )
+        values: Any
+        try:
+            values = row.values  # type: ignore[union-attr]
+        except AttributeError:  # a RowMessage
+            values = self._in_order(row.features)  # type: ignore[union-attr]
         if not self._slots:
             return values
         out = list(values)
@@ -556,6 +579,7 @@ def _wire_decoder(
         ],
         rename=dict(zip(slots, feature_names, strict=True)),
         forbid_unknown_fields=True,
+        gc=False,  # no cycles: the collector need not track a poll's worth of them
     )
     row = msgspec.defstruct(
         "WireRow",
@@ -568,6 +592,7 @@ def _wire_decoder(
             ("label", int | str | None, None),
         ],
         forbid_unknown_fields=True,
+        gc=False,
     )
     return msgspec.json.Decoder(row)
 
