@@ -188,12 +188,13 @@ class RowDecoder:
     >>> print(rows[1].reason, "-", rows[1].detail)
     invalid-field - features.c: categorical, takes a string or null, got 1.0
 
-    :meth:`decode_all` reads a poll with msgspec first: a value it proves valid
-    becomes a :class:`DecodedRow` at once; any other value (malformed, or merely
-    unusual: an extra field, a label written ``2.0``, a duplicate key msgspec
-    refuses, a stream name the decoder has not checked yet) takes the pydantic
-    path of :meth:`decode`, the one source of reasons and details, so both paths
-    give the same row or the same error (``tests/unit/test_decoding_fast.py``).
+    :meth:`decode_all` reads a poll with msgspec first, its event times and new
+    stream names with RowMessage's own rules: a value so proven valid becomes a
+    :class:`DecodedRow` at once; any other value (malformed, or merely unusual: a
+    label written ``2.0``, a repeated key msgspec refuses, an extra field holding a
+    list or an object) takes the pydantic path of :meth:`decode`, the one source of
+    reasons and details, so both paths give the same row or the same error
+    (``tests/unit/test_decoding_fast.py``).
     """
 
     def __init__(
@@ -240,7 +241,7 @@ class RowDecoder:
         self._in_order: Callable[[dict[str, Any]], tuple[Any, ...]] = (
             pick if len(self.feature_names) > 1 else lambda features: (pick(features),)
         )
-        self._wire = _wire_decoder(self.feature_names, self.categories)
+        self._wire = _wire_decoders(self.feature_names, self.categories)
         # None is "no label": with the classes, one set lookup checks a label.
         self._labels = frozenset([*self.classes, None])
         self._streams: set[str] = set()
@@ -297,23 +298,35 @@ class RowDecoder:
         if self._wire is None:
             return [None] * len(values)
         try:
-            wires = list(map(self._wire.decode, values))  # type: ignore[arg-type]  # None raises
+            wires = list(map(self._wire[0].decode, values))  # type: ignore[arg-type]  # None raises
         except Exception:
             return self._fast_some(values)
         return self._rows(wires)
 
     def _fast_some(self, values: Sequence[bytes | None]) -> list[DecodedRow | None]:
-        """:meth:`_fast` of a poll some of whose values msgspec refuses: one by one."""
+        """:meth:`_fast` of a poll some of whose values the strict decoder refuses.
+
+        The lax decoder takes the rows that only carry a field RowMessage lacks (a
+        newer producer's), if :func:`_skips_only_scalars` vouches for what it skipped.
+        """
         assert self._wire is not None
-        decode = self._wire.decode
-        wires: list[Any] = []
-        for i, value in enumerate(values):
-            if i == _TRIAL and sum(w is not None for w in wires) < _TRIAL // 2:
-                # Mostly refused (say, a producer that adds a field): each attempt would
-                # cost a third of what pydantic's path does, for nothing.
-                wires += [None] * (len(values) - i)
-                break
-            wires.append(_or_none(decode, value))
+        decode = self._wire[1].decode
+        wires: list[Any]
+        try:
+            wires = list(map(decode, values))  # type: ignore[arg-type]  # None raises
+        except Exception:
+            wires = []
+            for i, value in enumerate(values):
+                if i == _TRIAL and sum(w is not None for w in wires) < _TRIAL // 2:
+                    # Mostly refused: each attempt would cost a third of what pydantic's
+                    # path does, for nothing.
+                    wires += [None] * (len(values) - i)
+                    break
+                wires.append(_or_none(decode, value))
+        wires = [
+            None if w is None or not _skips_only_scalars(value) else w  # type: ignore[arg-type]
+            for w, value in zip(wires, values, strict=True)
+        ]
         taken = iter(self._rows([w for w in wires if w is not None]))
         return [None if w is None else next(taken) for w in wires]
 
@@ -556,17 +569,18 @@ class LabelDecoder(RowDecoder):
             raise MalformedRowError("undecodable", f"{type(err).__name__}: {err}") from err
 
 
-def _wire_decoder(
+def _wire_decoders(
     feature_names: tuple[str, ...], categories: Mapping[str, Any]
-) -> msgspec.json.Decoder[Any] | None:
-    """A msgspec decoder of RowMessages that takes only what RowMessage surely takes.
+) -> tuple[msgspec.json.Decoder[Any], msgspec.json.Decoder[Any]] | None:
+    """msgspec decoders of RowMessages that take only what RowMessage surely takes.
 
-    Stricter than RowMessage, never laxer: no field beyond RowMessage's (so nothing is
-    skipped unchecked), schema_version present and 1, exactly the features, each a
-    float or null (a string or null for a categorical one), a label that is an
-    integer, a string or null (not ``2.0``). Its features come out as a struct whose
-    fields are in ``feature_names``' order. The event time stays text for
-    RowMessage's own rule. None when feature names repeat (no struct holds them).
+    Stricter than RowMessage, never laxer: schema_version present and 1, exactly the
+    features, each a float or null (a string or null for a categorical one), a label
+    that is an integer, a string or null (not ``2.0``). Their features come out as a
+    struct whose fields are in ``feature_names``' order; the event time stays text, for
+    RowMessage's own rule. The first takes no field beyond RowMessage's, so nothing is
+    skipped unchecked; the second skips other fields, for :func:`_skips_only_scalars`
+    to vouch for. None when feature names repeat (no struct holds them).
     """
     if len(set(feature_names)) != len(feature_names):
         return None
@@ -581,20 +595,38 @@ def _wire_decoder(
         forbid_unknown_fields=True,
         gc=False,  # no cycles: the collector need not track a poll's worth of them
     )
-    row = msgspec.defstruct(
-        "WireRow",
-        [
-            ("schema_version", Literal[1]),
-            ("stream", str),
-            ("seq", Annotated[int, msgspec.Meta(ge=0)]),
-            ("event_time", str),
-            ("features", features),
-            ("label", int | str | None, None),
-        ],
-        forbid_unknown_fields=True,
-        gc=False,
+    fields: list[tuple[str, Any] | tuple[str, Any, Any]] = [
+        ("schema_version", Literal[1]),
+        ("stream", str),
+        ("seq", Annotated[int, msgspec.Meta(ge=0)]),
+        ("event_time", str),
+        ("features", features),
+        ("label", int | str | None, None),
+    ]
+    strict, lax = (
+        msgspec.json.Decoder(
+            msgspec.defstruct("WireRow", fields, forbid_unknown_fields=forbid, gc=False)
+        )
+        for forbid in (True, False)
     )
-    return msgspec.json.Decoder(row)
+    return strict, lax
+
+
+def _skips_only_scalars(value: bytes) -> bool:
+    """Whether all a row's fields msgspec may have skipped are short scalars.
+
+    msgspec checks the syntax of what it skips, but not all pydantic checks: that the
+    bytes are UTF-8, that nesting stays within its depth, that an integer has at most
+    4,300 digits. A row that msgspec read as a RowMessage holds two objects (itself and
+    its features); with no other bracket, in UTF-8 and under 4,000 bytes, what it
+    skipped are strings, numbers, booleans and nulls pydantic takes too.
+    """
+    return (
+        len(value) < 4000
+        and value.count(b"{") == 2
+        and b"[" not in value
+        and (value.isascii() or _or_none(bytes.decode, value) is not None)
+    )
 
 
 def _or_none(parse: Callable[[Any], Any], value: Any) -> Any:
