@@ -55,7 +55,7 @@ from consumer.calibration import CalibrationCache
 from consumer.champion import Champion
 from consumer.checkpoint import CheckpointError, InFlight, Resume
 from consumer.dead_letters import DeadLetter, DeadLetters
-from consumer.decoding import MalformedRowError
+from consumer.decoding import DecodedRow, MalformedRowError
 from consumer.detection import DriftResult
 from consumer.episodes import Transition
 from consumer.events import DriftEvent, event_id_for
@@ -66,7 +66,6 @@ from consumer.partitions import PartitionStreams
 from consumer.settings import ConsumerSettings
 from consumer.windowing import Merge, Window
 from models.registry import Registry, RegistryError
-from producer.messages import RowMessage
 
 logger = logging.getLogger(__name__)
 
@@ -147,7 +146,7 @@ class Stats:
 class Row(NamedTuple):
     """A valid row in a window: the decoded message, and its record's bytes for a dead letter."""
 
-    message: RowMessage
+    message: DecodedRow
     key: bytes | None
     value: bytes | None
 
@@ -729,15 +728,12 @@ class DriftMonitor:
         return kept
 
     def _matrix(self, rows: tuple[Row, ...]) -> np.ndarray:
-        values = self.champion.decoder.values
-        return np.array([values(row.message) for row in rows], dtype=np.float64)
+        return self.champion.decoder.matrix([row.message for row in rows])
 
     def _matrices(self, windows: list[Window[Row]]) -> list[np.ndarray]:
         """Each window's feature matrix: views of one array built for the whole poll."""
-        values = self.champion.decoder.values
-        every = np.array(
-            [values(row.message) for window in windows for row in window.items],
-            dtype=np.float64,
+        every = self.champion.decoder.matrix(
+            [row.message for window in windows for row in window.items]
         )
         ends = np.cumsum([len(window.items) for window in windows])
         return np.split(every, ends[:-1])

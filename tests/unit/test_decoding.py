@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 from pydantic import ValidationError
 
-from consumer.decoding import DETAIL_MAX_CHARS, MalformedRowError, RowDecoder
+from consumer.decoding import DETAIL_MAX_CHARS, DecodedRow, MalformedRowError, RowDecoder
 from producer import messages
 from producer.messages import RowMessage, check_stream_name
 
@@ -113,7 +113,7 @@ BAD = [
 ]
 
 
-def outcome(decoded: RowMessage | MalformedRowError) -> object:
+def outcome(decoded: DecodedRow | MalformedRowError) -> object:
     if isinstance(decoded, MalformedRowError):
         return (decoded.reason, decoded.detail)
     return decoded
@@ -147,7 +147,7 @@ def test_decoding_a_poll_gives_what_decoding_each_row_gives(values: list[bytes |
 
     def one(value: bytes | None) -> object:
         try:
-            return decoder.decode(value)
+            return decoder.row(decoder.decode(value))
         except MalformedRowError as err:
             return (err.reason, err.detail)
 
@@ -321,7 +321,7 @@ def test_with_duplicate_keys_the_last_one_counts_in_decode_and_decode_all() -> N
     decoder = RowDecoder(FEATURES, classes=CLASSES)
     message = decoder.decode(value)
     assert (decoder.values(message), message.label) == ((5.0, 2.0), 0)
-    assert decoder.decode_all([value]) == [message]
+    assert decoder.decode_all([value]) == [decoder.row(message)]
 
 
 def test_a_schema_version_elsewhere_in_the_message_is_not_the_messages() -> None:
@@ -352,7 +352,7 @@ def test_a_failure_inside_the_decoder_is_a_dead_letter_not_a_crash(
     )
     decoded = decoder.decode_all([raw(), value])
     assert [outcome(d) for d in decoded] == [
-        decoder.decode(raw()),
+        decoder.row(decoder.decode(raw())),
         ("undecodable", "RuntimeError: bug on never-seen-before"),
     ]
 
