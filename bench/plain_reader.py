@@ -14,7 +14,7 @@ import time
 from dataclasses import dataclass
 
 from bench.timing import AssignmentClock, Measurement
-from broker.clients import manual_commit_consumer
+from broker.clients import PollWait, manual_commit_consumer
 from broker.settings import KafkaSettings
 
 
@@ -54,7 +54,8 @@ def read_plain(spec: PlainRead) -> Measurement:
     """Read ``spec.rows`` rows and ``json.loads`` each value; commit nothing.
 
     The consumer is :func:`broker.clients.manual_commit_consumer`, polled with
-    the drift consumer's ``max_poll_records``: the same client settings.
+    the drift consumer's ``max_poll_records`` and timeouts
+    (:class:`broker.clients.PollWait`): the same client settings.
 
     Raises
     ------
@@ -67,6 +68,7 @@ def read_plain(spec: PlainRead) -> Measurement:
     clock = AssignmentClock()
     deadline = time.monotonic() + spec.timeout
     loads = json.loads
+    wait = PollWait()  # the drift consumer's poll timeouts
     seen = 0
     polling = decoding = 0.0
     try:
@@ -77,8 +79,9 @@ def read_plain(spec: PlainRead) -> Measurement:
                     f"the plain reader read {seen} of {spec.rows} rows in {spec.timeout} s"
                 )
             started = time.perf_counter()
-            batch = consumer.poll(timeout_ms=500, max_records=spec.max_poll_records)
+            batch = consumer.poll(timeout_ms=wait.ms, max_records=spec.max_poll_records)
             polled = time.perf_counter()
+            wait.after(found=bool(batch))
             for records in batch.values():
                 for record in records:
                     loads(record.value)
@@ -123,6 +126,7 @@ def read_plain_confluent(spec: PlainRead) -> Measurement:
 
     deadline = time.monotonic() + spec.timeout
     loads = json.loads
+    wait = PollWait()  # the drift consumer's poll timeouts
     seen = 0
     polling = decoding = 0.0
     try:
@@ -134,8 +138,9 @@ def read_plain_confluent(spec: PlainRead) -> Measurement:
                     f"{spec.timeout} s"
                 )
             started = time.perf_counter()
-            messages = consumer.consume(num_messages=spec.max_poll_records, timeout=0.5)
+            messages = consumer.consume(num_messages=spec.max_poll_records, timeout=wait.ms / 1000)
             polled = time.perf_counter()
+            wait.after(found=bool(messages))
             for message in messages:
                 if message.error() is None:
                     loads(message.value())  # type: ignore[arg-type]

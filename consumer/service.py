@@ -49,6 +49,7 @@ from kafka import KafkaConsumer, KafkaProducer
 from kafka.consumer.subscription_state import ConsumerRebalanceListener
 from kafka.structs import TopicPartition
 
+from broker.clients import PollWait
 from consumer.alarms import EVERY, RankThresholds
 from consumer.archive import WindowArchive
 from consumer.calibration import CalibrationCache
@@ -319,6 +320,7 @@ class DriftMonitor:
         gc.freeze()
         self._writer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="driftloop-archive")
         next_update_check = time.monotonic()
+        wait = PollWait()
         cpu_started = time.thread_time()
         try:
             while not should_stop():
@@ -329,13 +331,13 @@ class DriftMonitor:
                     next_update_check = time.monotonic() + UPDATE_CHECK_INTERVAL_S
                 polled = time.perf_counter()
                 batch = self.consumer.poll(
-                    timeout_ms=500, max_records=self.settings.max_poll_records
+                    timeout_ms=wait.ms, max_records=self.settings.max_poll_records
                 )
                 self.stats.stage_seconds["poll"] += time.perf_counter() - polled
                 if batch:
                     last_rows = time.monotonic()
                     self.process(batch)
-                else:
+                if wait.after(found=bool(batch)):  # idle
                     self.in_flight.settle(wait=False)
                     if not self.in_flight.busy:
                         self._commit_archived(wait=False)  # nothing waits on an idle stream
