@@ -211,16 +211,19 @@ def ks_sf(d: npt.NDArray[np.float64], en: float) -> npt.NDArray[np.float64]:
     array([1.    , 0.1055, 0.    ])
     """
     memo = _SF_MEMO
-    keys = [(float(v), en) for v in d]
-    missing = list(dict.fromkeys(k for k in keys if k not in memo))
+    # A window's statistics take few distinct values (multiples of 1 / lcm(m, n)):
+    # each is looked up once.
+    distinct, where = np.unique(np.asarray(d, dtype=np.float64), return_inverse=True)
+    keys = [(v, en) for v in distinct.tolist()]
+    missing = [k for k in keys if k not in memo]
     if missing and len(memo) + len(missing) > _SF_MEMO_MAX:
         # Emptied before, not after, the lookup: every key asked for is then computed.
         memo.clear()
-        missing = list(dict.fromkeys(keys))
+        missing = keys
     if missing:
         probs = np.clip(kstwo.sf(np.array([k[0] for k in missing]), en), 0, 1)
         memo.update(zip(missing, (float(p) for p in np.atleast_1d(probs)), strict=True))
-    return np.array([memo[k] for k in keys], dtype=np.float64)
+    return np.array([memo[k] for k in keys], dtype=np.float64)[where.reshape(-1)]
 
 
 def robust_ks_p_values(
