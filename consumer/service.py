@@ -70,13 +70,9 @@ from models.registry import Registry, RegistryError
 
 logger = logging.getLogger(__name__)
 
-POLLS_IN_FLIGHT = 16
+POLLS_IN_FLIGHT = 4
 """Most polls handed to the archive thread and not yet archived and committed: the
-loop reads and judges on while a transaction waits for the broker. A transaction
-waits for the GIL at each of its round trips while the loop holds it, so one can take
-as long as several polls' judging (at 4 the loop waited 0.8 µs per row for the
-archive thread, at 16 0.04: `make bench`'s ``wait`` stage). At most this many polls'
-rows (``max_poll_records`` each) are held for it."""
+loop reads and judges on while a transaction waits for the broker."""
 
 UPDATE_CHECK_INTERVAL_S = 0.5
 """Seconds between checks of the model-updates topic while rows keep arriving."""
