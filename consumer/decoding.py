@@ -448,18 +448,14 @@ class RowDecoder:
                 )
         return None
 
-    def values(self, row: DecodedRow | RowMessage) -> tuple[float | None, ...]:
+    def values(self, row: DecodedRow) -> tuple[float | None, ...]:
         """The row's feature values in the champion's feature order, categories as codes.
 
         None stands for a missing value (a float64 array built from the values holds
         NaN there). An unseen category gets the next code of its feature, in the order
-        the rows are asked for.
+        the rows are asked for. (A RowMessage from :meth:`decode`: ``values(row(message))``.)
         """
-        values: Any
-        try:
-            values = row.values  # type: ignore[union-attr]
-        except AttributeError:  # a RowMessage
-            values = self._in_order(row.features)  # type: ignore[union-attr]
+        values: Any = row.values
         if not self._slots:
             return values
         out = list(values)

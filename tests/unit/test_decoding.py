@@ -35,8 +35,9 @@ def test_a_good_row_decodes_with_values_in_feature_order() -> None:
     decoder = RowDecoder(["b", "a"], classes=CLASSES)
     message = decoder.decode(raw())
     assert message.label == 1
-    assert decoder.values(message) == (2.0, 1.5)
-    assert RowDecoder(["a"], classes=CLASSES).values(message) == (1.5,)
+    assert decoder.values(decoder.row(message)) == (2.0, 1.5)
+    narrow = RowDecoder(["a"], classes=CLASSES)
+    assert narrow.values(narrow.row(message)) == (1.5,)
 
 
 def test_the_producers_bytes_round_trip() -> None:
@@ -275,7 +276,7 @@ def test_the_producer_cannot_write_a_stream_name_the_consumer_rejects() -> None:
 def test_finite_numbers_at_the_float_limits_are_features(number: bytes) -> None:
     value = raw(features={"a": 0, "b": 2}).replace(b'"a": 0', b'"a": ' + number)
     decoder = RowDecoder(FEATURES, classes=CLASSES)
-    values = decoder.values(decoder.decode(value))
+    values = decoder.values(decoder.row(decoder.decode(value)))
     assert values == (float(number), 2.0)
     assert all(math.isfinite(v) for v in values)
 
@@ -320,7 +321,7 @@ def test_with_duplicate_keys_the_last_one_counts_in_decode_and_decode_all() -> N
     value = value.replace(b'"label": 0', b'"label": "setosa", "label": 0')
     decoder = RowDecoder(FEATURES, classes=CLASSES)
     message = decoder.decode(value)
-    assert (decoder.values(message), message.label) == ((5.0, 2.0), 0)
+    assert (decoder.values(decoder.row(message)), message.label) == ((5.0, 2.0), 0)
     assert decoder.decode_all([value]) == [decoder.row(message)]
 
 
@@ -445,7 +446,7 @@ def test_non_finite_literals_stay_malformed_for_either_kind(literal: bytes) -> N
 
 def test_an_all_numeric_decoder_takes_null_and_refuses_a_string() -> None:
     decoder = RowDecoder(["island", "mass"], classes=["Adelie"])
-    row = decoder.decode(mixed_row({"island": None, "mass": 2.0}))
+    row = decoder.row(decoder.decode(mixed_row({"island": None, "mass": 2.0})))
     assert decoder.values(row) == (None, 2.0)
     with pytest.raises(
         MalformedRowError, match=r"features\.island: numeric, takes a number or null, got 'Dream'"
@@ -459,7 +460,7 @@ def test_unseen_categories_past_the_cap_share_one_code(monkeypatch: pytest.Monke
     monkeypatch.setattr(decoding, "UNSEEN_CATEGORIES_MAX", 2)
     decoder = RowDecoder(["island", "mass"], classes=["Adelie"], categories={"island": ["A"]})
     codes = [
-        decoder.values(decoder.decode(mixed_row({"island": name, "mass": 1.0})))[0]
+        decoder.values(decoder.row(decoder.decode(mixed_row({"island": name, "mass": 1.0}))))[0]
         for name in ["B", "C", "D", "E", "B"]
     ]
     assert codes == [1.0, 2.0, 3.0, 3.0, 1.0]

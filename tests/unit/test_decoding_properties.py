@@ -236,7 +236,7 @@ def assert_usable(decoder: RowDecoder, message: RowMessage) -> None:
     """A row downstream steps can take: finite float features (or None: missing) in order,
     a known label."""
     assert isinstance(message, RowMessage)
-    values = decoder.values(message)
+    values = decoder.values(decoder.row(message))
     assert len(values) == len(FEATURES)
     assert all(v is None or (type(v) is float and math.isfinite(v)) for v in values)
     assert values == tuple(message.features[name] for name in FEATURES)
