@@ -364,15 +364,19 @@ class DriftMonitor:
         assert self._writer is not None, "process() runs inside run()"
         waiting = time.perf_counter()
         self.in_flight.hand_off(
-            partial(self._writer.submit, self._timed_commit, windows, poll.dead, offsets, group)
+            partial(
+                self._writer.submit,
+                self._timed,
+                partial(self._commit, windows, poll.dead, offsets, group),
+            )
         )
         self.stats.stage_seconds["wait"] += time.perf_counter() - waiting
 
     def _commit_archived(self, wait: bool) -> None:
-        """Commit what the archive thread has archived and not committed, once the poll
-        in flight is done (see :meth:`_commit`); with ``wait``, wait for it.
+        """Commit what the archive thread has archived and not committed, once the polls
+        in flight are done (see :meth:`_commit`); with ``wait``, wait for it.
 
-        Raises whatever the poll in flight or the commit raised.
+        Raises whatever a poll in flight or the commit raised.
         """
         writer = self._writer
         if writer is None:
@@ -387,18 +391,9 @@ class DriftMonitor:
         self._failed = None
         self._uncommitted = _Uncommitted()
 
-    def _timed_commit(
-        self,
-        windows: list[_ArchivedWindow],
-        dead: list[DeadLetter],
-        offsets: dict[TopicPartition, Any],
-        group: Any,
-    ) -> None:
-        """:meth:`_commit`, timed: what the transaction did not take went to the archive."""
-        self._timed(partial(self._commit, windows, dead, offsets, group))
-
     def _timed(self, work: Callable[[], None]) -> None:
-        """Run ``work``, timed: what the transaction did not take went to the archive."""
+        """On the archive thread: ``work``, timed (what the transaction did not take went
+        to the archive); refused once earlier work failed (see `InFlight`)."""
         if self._failed is not None:
             raise RuntimeError(
                 "not archived nor committed: the archive thread's work before it failed"
