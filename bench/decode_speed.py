@@ -1,6 +1,6 @@
 """Decoding speed: a poll's ``decode_all`` and ``values`` per row, before and after a change.
 
-Run: ``.venv/bin/python -m tests.decode_speed [--base COMMIT] [--repeats 15]``. The
+Run: ``.venv/bin/python -m bench.decode_speed [--base COMMIT] [--repeats 15]``. The
 decoder of ``--base`` (``consumer/decoding.py`` as git holds it there) and the one in the
 working tree decode the same polls of 2,000 rows in alternation, each timed in CPU
 seconds, so that a shared machine's load falls on both alike; the ratio of their medians
@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import argparse
 import gc
-import importlib.util
+import importlib
 import math
 import statistics
 import subprocess
@@ -45,19 +45,17 @@ def module_at(commit: str) -> ModuleType:
     source = subprocess.run(
         ["git", "show", f"{commit}:consumer/decoding.py"], check=True, capture_output=True
     ).stdout
-    path = Path(tempfile.mkdtemp()) / "decoding_before.py"
-    path.write_bytes(source)
-    spec = importlib.util.spec_from_file_location("decoding_before", path)
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module
-    spec.loader.exec_module(module)
+    module = ModuleType("decoding_before")
+    # Registered before it runs: dataclasses and msgspec look their module up by name.
+    sys.modules[module.__name__] = module
+    exec(compile(source, f"{commit}:consumer/decoding.py", "exec"), module.__dict__)
     return module
 
 
 def penguin_rows(rows: int) -> tuple[list[bytes], list[str], list[str], dict[str, list[str]]]:
     """The penguins as RowMessages (nulls where the CSV lacks a value), repeated to ``rows``."""
-    frame = pd.read_csv(write_penguins_csv(Path(tempfile.mkdtemp()) / "penguins.csv"))
+    with tempfile.TemporaryDirectory() as scratch:
+        frame = pd.read_csv(write_penguins_csv(Path(scratch) / "penguins.csv"))
     names = [c for c in frame.columns if c != PENGUINS_LABEL]
     categories = {c: sorted(frame[c].dropna().unique().tolist()) for c in PENGUINS_CATEGORICAL}
     records = frame.to_dict("records")
