@@ -430,11 +430,12 @@ class _RecordRows(NamedTuple):
         if categories:
             used = _used_categories(feature_names, values, categories)
             meta_end += b',"categories":' + _compact_json(used)
+        offset_bytes = _int64_bytes(offsets)
         return cls(
             _meta_start(tuple(feature_names), label_column),
             meta_end + b"}\n",
             count,
-            b"".join((_int64_bytes(offsets), values.tobytes(), times, texts)),
+            b"".join((offset_bytes, values.tobytes(), times, texts)),
             b"%d,%d," % (len(times), len(texts)),
             seq_bytes,
         )
@@ -471,7 +472,7 @@ def _int64_bytes(numbers: Sequence[int]) -> bytes:
 
     struct packs a window's ints in a quarter of numpy's time (on the archive thread,
     which holds the interpreter); what it refuses (a float, which numpy truncates, a
-    number out of range) numpy converts, or refuses, as it always did.
+    number out of range, an array) numpy converts, or refuses, as it always did.
 
     >>> _int64_bytes([1, -2]).hex()
     '0100000000000000feffffffffffffff'
@@ -480,7 +481,7 @@ def _int64_bytes(numbers: Sequence[int]) -> bytes:
     """
     try:
         return _int64_struct(len(numbers)).pack(*numbers)
-    except struct.error:
+    except (struct.error, TypeError):
         return np.asarray(numbers, dtype="<i8").tobytes()
 
 

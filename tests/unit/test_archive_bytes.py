@@ -103,6 +103,7 @@ def test_a_lone_surrogate_in_a_label_is_refused_as_before() -> None:
         [1.0, 2.5, -2.5],  # struct refuses floats; numpy truncates them, as it always did
         np.array([1.9, -0.5]),
         ["12", 3],
+        [np.array([3]), np.array([4])],  # struct refuses arrays
     ],
 )
 def test_int64s_are_the_bytes_numpy_wrote(numbers: object) -> None:
