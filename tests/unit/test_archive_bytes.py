@@ -65,6 +65,7 @@ def test_event_times_are_the_text_to_json_wrote() -> None:
         [datetime(1, 1, 1, tzinfo=UTC), datetime(9999, 12, 31, 23, 59, 59, 999999, tzinfo=UTC)],
         [datetime(2026, 1, 1, 0, 0, 0, 5, tzinfo=UTC), datetime(2026, 1, 1, 0, 0, 0, 120000)],
         [Moment(2026, 1, 1, 0, 0, 0, 5, tzinfo=UTC)],  # a subclass, in UTC
+        [datetime(2026, 10, 25, 2, 30, fold=1, tzinfo=UTC)],
         [datetime(1800, 6, 1, 12, tzinfo=ZoneInfo("Europe/Amsterdam"))],
     ]
     for times in cases:
