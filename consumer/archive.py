@@ -462,8 +462,13 @@ class _RecordRows(NamedTuple):
         return b"".join((head, _HEAD_CRC.pack(zlib.crc32(head)), payload))
 
 
+_JSON = msgspec.json.Encoder()
+"""Encodes what msgspec writes as pydantic's ``to_json`` does (see its callers)."""
+
+
 @lru_cache(maxsize=256)
 def _int64_struct(count: int) -> struct.Struct:
+    """Packs ``count`` little-endian int64s (a window's size; few distinct ones)."""
     return struct.Struct(f"<{count}q")
 
 
@@ -499,8 +504,6 @@ def _labels_json(labels: Sequence[int | str | None]) -> bytes:
     except UnicodeEncodeError:
         return to_json(texts)
 
-
-_JSON = msgspec.json.Encoder()
 
 _TZINFO = attrgetter("tzinfo")
 
