@@ -143,7 +143,8 @@ class Lane:
             names = self.names
             if len(taken) == 1:
                 # The common case: the holdoff leaves a window one rank firing at most (the
-                # KS guard's joins it only in the warm-up), whose features are distinct.
+                # KS guard's joins it only in the warm-up), whose features are distinct, as the
+                # champion's names are.
                 strongest = taken[0]
                 features = tuple([names[i] for i in strongest.features])
             else:
