@@ -103,6 +103,8 @@ class Lane:
         }
         self.observed_through = -1
         """Offset of the last row given to the alarm (-1: none yet)."""
+        self._ongoing: tuple[tuple[object, ...], EpisodeInfo] | None = None
+        """The open episode's view on a window that changed nothing, with what it shows."""
 
     def observe(self, values: npt.ArrayLike, offsets: npt.ArrayLike) -> None:
         """Give the alarm this partition's next valid rows, in offset order, each once."""
@@ -128,15 +130,7 @@ class Lane:
         towards resolving an open episode. ``guard_p_values`` are the detector's for
         the KS rule, when it has them (categorical features, missing values).
         """
-        # The pending firings are in offset order: the window takes a prefix.
-        count = 0
-        for firing in self._pending:
-            if firing.offset > last_offset:
-                break
-            count += 1
-        taken = self._pending[:count]
-        if count:
-            del self._pending[:count]
+        taken = self._taken(last_offset)
         ks = self.alarm.judge_window(distances, size, first_offset, last_offset, guard_p_values)
         if ks is not None:
             taken.append(ks)
@@ -147,10 +141,15 @@ class Lane:
             info = self._quiet_info[warming]
         else:
             names = self.names
-            features = tuple(dict.fromkeys(names[i] for f in taken for i in f.features))
-            strongest = (
-                taken[0] if len(taken) == 1 else max(taken, key=lambda f: f.statistic / f.threshold)
-            )
+            if len(taken) == 1:
+                # The common case: the holdoff leaves a window one rank firing at most (the
+                # KS guard's joins it only in the warm-up), whose features are distinct, as the
+                # champion's names are.
+                strongest = taken[0]
+                features = tuple([names[i] for i in strongest.features])
+            else:
+                features = tuple(dict.fromkeys(names[i] for f in taken for i in f.features))
+                strongest = max(taken, key=lambda f: f.statistic / f.threshold)
             info = AlarmInfo(
                 name=self.alarm.name,
                 false_alarm_rows=self.false_alarm_rows,
@@ -163,14 +162,45 @@ class Lane:
                 features=list(features),
             )
         transition = self.episodes.window(event_id, features, judged_at, evidence)
+        return LaneVerdict(info, transition, self._episode_info(transition))
+
+    def _taken(self, last_offset: int) -> list[Firing]:
+        """The pending firings up to ``last_offset``, no longer pending: a prefix (offset order)."""
+        pending = self._pending
+        count = 0
+        for firing in pending:
+            if firing.offset > last_offset:
+                break
+            count += 1
+        if not count:
+            return []
+        taken = pending[:count]
+        del pending[:count]
+        return taken
+
+    def _episode_info(self, transition: Transition | None) -> EpisodeInfo | None:
+        """The contract's view of the episode a judged window belongs to, if any.
+
+        On a window that changed nothing the view is that of the window before, unless
+        the episode changed since (the models are frozen): the same object, not a new one
+        per window (a pydantic model costs more than the rest of a window's verdict).
+        """
         if transition is not None:
             state = "ongoing" if transition.change == "update" else transition.change
-            episode = _info(transition.episode, state, transition.reason)
-        elif self.episodes.open is not None:
-            episode = _info(self.episodes.open, "ongoing")
-        else:
-            episode = None
-        return LaneVerdict(info, transition, episode)
+            return _info(transition.episode, state, transition.reason)
+        episode = self.episodes.open
+        if episode is None:
+            return None
+        # What the view shows of the episode: its clean windows are not in it.
+        shown = (
+            episode.episode_id,
+            episode.opened_at,
+            episode.drifted_features,
+            episode.alarmed_windows,
+        )
+        if self._ongoing is None or self._ongoing[0] != shown:
+            self._ongoing = (shown, _info(episode, "ongoing"))
+        return self._ongoing[1]
 
 
 def _info(

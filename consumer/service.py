@@ -34,6 +34,7 @@ import gc
 import logging
 import time
 import zlib
+from bisect import bisect_right
 from collections import Counter
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -706,16 +707,20 @@ class DriftMonitor:
         kept = []
         for (tp, stream), items in by_lane.items():
             lane = self._lane(tp, stream)
-            values, offsets = [], []
+            values: list[np.ndarray] = []
+            offsets: list[int] = []
             seen = lane.observed_through
             for item in items:
-                at = np.asarray(item.window.offsets, dtype=np.int64)
-                new = at > seen
-                values.append(item.values[new])
-                offsets.append(at[new])
-                seen = int(at[-1])
+                # A window's offsets increase, so its new rows are a suffix, found without a
+                # numpy call per window (a few µs each on 50 rows): all of them unless the
+                # windows slide or a restart replays rows.
+                at = item.window.offsets
+                new = 0 if at[0] > seen else bisect_right(at, seen)
+                values.append(item.values[new:])
+                offsets.extend(at[new:])
+                seen = at[-1]
             try:
-                lane.observe(np.concatenate(values), np.concatenate(offsets))
+                lane.observe(np.concatenate(values), np.array(offsets, dtype=np.int64))
             except Exception as err:  # a bad window must not stop the loop
                 self._lanes.pop((tp, stream), None)
                 for item in items:

@@ -30,6 +30,7 @@ from consumer.alarms import (
     tie_break,
 )
 from consumer.calibration import Calibration, CalibrationCache, calibrate
+from tests.unit.calibration_before import simulate_maxima_before
 from tests.unit.rank_alarm_before import RankAlarmBefore
 
 WARMUP = 1000
@@ -327,6 +328,17 @@ def test_null_sd_matches_simulation(score: str) -> None:
     assert null_sd(w, n) ** 2 == pytest.approx(10 + 90 / 22)
     assert abs(var - null_sd(w, n) ** 2) < 6 * se, (var, se)
     assert se < 0.1
+
+
+@pytest.mark.parametrize(("baseline", "every"), [(1000, 5), (400, 3)])
+def test_the_simulation_gives_the_maxima_of_window_z_bit_for_bit(baseline: int, every: int) -> None:
+    """`simulate_maxima` judges its sums at once (`_Blocks.z`, exact): the floats of the
+    simulation that called `window_z` per (kind, length)."""
+    got = calibration.simulate_maxima(baseline, every, 30_000, 2_000, seed=5)
+    expected = simulate_maxima_before(baseline, every, 30_000, 2_000, seed=5)
+    for now, before in zip(got, expected, strict=True):
+        assert now.shape == before.shape == (15, 2_000 // every)
+        assert now.tobytes() == before.tobytes()
 
 
 def test_calibration_cache_round_trip(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
