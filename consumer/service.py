@@ -797,6 +797,8 @@ class DriftMonitor:
         scored_at = time.perf_counter()
         judging = stages["alarm"]
         archived = []
+        results: list[DriftResult] = []
+        seconds: list[float] = []
         for item, scored in zip(judged, accuracies, strict=True):
             try:
                 if isinstance(scored, Exception):
@@ -805,7 +807,10 @@ class DriftMonitor:
             except Exception as err:  # a bad window must not stop the loop
                 self._reject(poll, item.tp, item.window, err)
                 continue
-            self.metrics.window(item.result, champion.metadata.feature_names, item.seconds)
+            results.append(item.result)
+            seconds.append(item.seconds)
+        # Counted once per poll: its gauges keep only the last window's values anyway.
+        self.metrics.judged(results, champion.metadata.feature_names, seconds)
         self._count_open_episodes()
         ended = time.perf_counter()
         # _record added each window's lane.judge to "alarm"; the rest of its time is the event's.
@@ -946,7 +951,7 @@ class DriftMonitor:
             self._log_window(item, window_id, result, lowest, verdict, accuracy)
         if verdict.alarm.fired:
             self.stats.alarms += 1
-            self.metrics.alarms.labels(kind=verdict.alarm.kind or "").inc()
+            self.metrics.alarm(verdict.alarm.kind or "")
         transition = verdict.transition
         if transition is not None and transition.change == "onset":
             self.stats.episodes += 1
