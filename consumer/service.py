@@ -945,7 +945,7 @@ class DriftMonitor:
         lane.last_event = event
         self.stats.windows += 1
         self.stats.drift_windows += result.is_drift
-        lowest = int(np.argmin(result.p_values))
+        lowest = int(result.p_values.argmin())  # the method: np.argmin adds a dispatch
         window_id = event.window.window_id
         if logger.isEnabledFor(logging.INFO):  # its arguments cost more than the check
             self._log_window(item, window_id, result, lowest, verdict, accuracy)
@@ -979,15 +979,16 @@ class DriftMonitor:
             )
         elif transition is not None:
             self._log_resolution(event, transition)
+        messages = [row.message for row in window.items]
         return _ArchivedWindow(
             path=path,
             feature_names=names,
             label_column=champion.metadata.label_column,
             offsets=window.offsets,
-            event_times=[row.message.event_time for row in window.items],
+            event_times=[message.event_time for message in messages],
             values=item.values,
-            labels=[row.message.label for row in window.items],
-            seqs=[row.message.seq for row in window.items],
+            labels=[message.label for message in messages],
+            seqs=[message.seq for message in messages],
             event=event,
             categories=champion.decoder.categories,
         )
