@@ -355,8 +355,7 @@ class _ChampionEvents:
         self.names: tuple[str, ...] = tuple(model.feature_names)
         self.categorical = [name for name in self.names if name in model.categories]
         self.none_missing = dict.fromkeys(self.names, 0.0)
-        self._detector: DetectorInfo | None = None
-        self._threshold: float | None = None
+        self._detector: tuple[float, DetectorInfo] | None = None
 
     @classmethod
     def of(
@@ -372,15 +371,16 @@ class _ChampionEvents:
     def detector(self, threshold: float) -> DetectorInfo:
         """The detector's info at ``threshold``: with ``bonferroni`` the same every window,
         with ``fdr`` the same on every window without drift, so the last one is kept."""
-        info, last = self._detector, self._threshold
+        last = self._detector  # one attribute: consumers on other threads may share this
         # The same type and value, so the info is what validating this threshold gives
         # (a threshold is p_val / n > 0: no -0.0 to meet 0.0).
-        if info is None or type(threshold) is not type(last) or threshold != last:
-            backend, p_val, correction = self.settings
-            info = DetectorInfo(
-                backend=backend, p_val=p_val, correction=correction, threshold=threshold
-            )
-            self._detector, self._threshold = info, threshold
+        if last is not None and type(last[0]) is type(threshold) and last[0] == threshold:
+            return last[1]
+        backend, p_val, correction = self.settings
+        info = DetectorInfo(
+            backend=backend, p_val=p_val, correction=correction, threshold=threshold
+        )
+        self._detector = (threshold, info)
         return info
 
 
