@@ -325,8 +325,10 @@ class DriftEvent(BaseModel):
         )
 
     def to_bytes(self) -> bytes:
-        """UTF-8 JSON, the form on the wire."""
-        return self.model_dump_json().encode()
+        """UTF-8 JSON, the form on the wire: the bytes of ``model_dump_json().encode()``."""
+        # The serializer writes bytes; model_dump_json decodes them to a str, which
+        # encode() would copy back. Asked directly, with model_dump_json's defaults.
+        return self.__pydantic_serializer__.to_json(self)
 
     @classmethod
     def from_bytes(cls, data: bytes) -> DriftEvent:
