@@ -123,6 +123,15 @@ class ConsumerMetrics:
         Once it returns, every series holds what counting the windows one by one gives
         (the same series, created in the same order); the gauges are set once per poll,
         not once per window, as only the last window's values remain.
+
+        Parameters
+        ----------
+        results : sequence of DriftResult
+            The windows' verdicts, in the order they were judged.
+        feature_names : sequence of str
+            The champion's features, the order of each result's arrays.
+        seconds : sequence of float
+            Each window's detection time, for the histogram.
         """
         if not results:
             return
