@@ -107,6 +107,7 @@ class ConsumerMetrics:
         # costs a lock and a dict lookup, times the features, times the windows.
         # Created at first use, as before, so a series appears only once it has a value.
         self._verdicts: dict[bool, Counter] = {}
+        self._alarms_of: dict[str, Counter] = {}
         self._p_value_of: dict[str, Gauge] = {}
         self._missing_share_of: dict[str, Gauge] = {}
 
@@ -114,24 +115,55 @@ class ConsumerMetrics:
         """Serve ``/metrics`` over HTTP on ``host:port`` from a daemon thread."""
         start_http_server(port, addr=host, registry=self.registry)
 
-    def window(self, result: DriftResult, feature_names: Sequence[str], seconds: float) -> None:
-        """Count one judged window and keep its p-values and detection time."""
-        verdict = self._verdicts.get(result.is_drift)
-        if verdict is None:
-            verdict = self._verdicts[result.is_drift] = self.windows.labels(
-                drift="yes" if result.is_drift else "no"
-            )
-        verdict.inc()
+    def judged(
+        self, results: Sequence[DriftResult], feature_names: Sequence[str], seconds: Sequence[float]
+    ) -> None:
+        """Count a poll's judged windows, in order, and keep the last one's p-values.
+
+        Once it returns, every series holds what counting the windows one by one gives
+        (the same series, created in the same order); the gauges are set once per poll,
+        not once per window, as only the last window's values remain.
+
+        Parameters
+        ----------
+        results : sequence of DriftResult
+            The windows' verdicts, in the order they were judged.
+        feature_names : sequence of str
+            The champion's features, the order of each result's arrays.
+        seconds : sequence of float
+            Each window's detection time, for the histogram.
+        """
+        if not results:
+            return
+        counts: dict[bool, int] = {}  # in order of first appearance, as the series are made
+        for result in results:
+            counts[result.is_drift] = counts.get(result.is_drift, 0) + 1
+        for is_drift, count in counts.items():
+            verdict = self._verdicts.get(is_drift)
+            if verdict is None:
+                verdict = self._verdicts[is_drift] = self.windows.labels(
+                    drift="yes" if is_drift else "no"
+                )
+            verdict.inc(count)
+        last = results[-1]
         gauges = self._p_value_of
-        for name, p in zip(feature_names, result.p_values.tolist(), strict=True):
+        for name, p in zip(feature_names, last.p_values.tolist(), strict=True):
             gauge = gauges.get(name)
             if gauge is None:
                 gauge = gauges[name] = self.p_value.labels(feature=name)
             gauge.set(p)
-        shares = result.missing_shares
-        if shares is not None or self._missing_share_of:
-            self._missing_shares(feature_names, shares)
-        self.detection_seconds.observe(seconds)
+        if self._missing_share_of or any(r.missing_shares is not None for r in results):
+            self._missing_shares(feature_names, last.missing_shares)
+        observe = self.detection_seconds.observe
+        for spent in seconds:
+            observe(spent)
+
+    def alarm(self, kind: str) -> None:
+        """Count a window the alarm fired on, by what fired."""
+        counter = self._alarms_of.get(kind)
+        if counter is None:
+            counter = self._alarms_of[kind] = self.alarms.labels(kind=kind)
+        counter.inc()
 
     def _missing_shares(self, feature_names: Sequence[str], shares: Any) -> None:
         # Created at the first window that misses a value, then kept up to date (0 when

@@ -802,6 +802,8 @@ class DriftMonitor:
         scored_at = time.perf_counter()
         judging = stages["alarm"]
         archived = []
+        results: list[DriftResult] = []
+        seconds: list[float] = []
         for item, scored in zip(judged, accuracies, strict=True):
             try:
                 if isinstance(scored, Exception):
@@ -810,7 +812,10 @@ class DriftMonitor:
             except Exception as err:  # a bad window must not stop the loop
                 self._reject(poll, item.tp, item.window, err)
                 continue
-            self.metrics.window(item.result, champion.metadata.feature_names, item.seconds)
+            results.append(item.result)
+            seconds.append(item.seconds)
+        # Counted once per poll: its gauges keep only the last window's values anyway.
+        self.metrics.judged(results, champion.metadata.feature_names, seconds)
         self._count_open_episodes()
         ended = time.perf_counter()
         # _record added each window's lane.judge to "alarm"; the rest of its time is the event's.
@@ -945,13 +950,13 @@ class DriftMonitor:
         lane.last_event = event
         self.stats.windows += 1
         self.stats.drift_windows += result.is_drift
-        lowest = int(np.argmin(result.p_values))
+        lowest = int(result.p_values.argmin())  # the method: np.argmin adds a dispatch
         window_id = event.window.window_id
         if logger.isEnabledFor(logging.INFO):  # its arguments cost more than the check
             self._log_window(item, window_id, result, lowest, verdict, accuracy)
         if verdict.alarm.fired:
             self.stats.alarms += 1
-            self.metrics.alarms.labels(kind=verdict.alarm.kind or "").inc()
+            self.metrics.alarm(verdict.alarm.kind or "")
         transition = verdict.transition
         if transition is not None and transition.change == "onset":
             self.stats.episodes += 1
@@ -979,15 +984,16 @@ class DriftMonitor:
             )
         elif transition is not None:
             self._log_resolution(event, transition)
+        messages = [row.message for row in window.items]
         return _ArchivedWindow(
             path=path,
             feature_names=names,
             label_column=champion.metadata.label_column,
             offsets=window.offsets,
-            event_times=[row.message.event_time for row in window.items],
+            event_times=[message.event_time for message in messages],
             values=item.values,
-            labels=[row.message.label for row in window.items],
-            seqs=[row.message.seq for row in window.items],
+            labels=[message.label for message in messages],
+            seqs=[message.seq for message in messages],
             event=event,
             categories=champion.decoder.categories,
         )

@@ -2,15 +2,22 @@
 
 from __future__ import annotations
 
+import itertools
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from types import SimpleNamespace
+from typing import Any
 
 import numpy as np
+from pydantic import BaseModel
 
+from consumer.decoding import RowDecoder
 from consumer.detection import DriftResult
-from consumer.events import DriftEvent
+from consumer.events import AlarmInfo, DriftEvent, EpisodeInfo
+from consumer.service import Row
 from consumer.windowing import Window
 from producer.messages import RowMessage
+from tests.unit.event_before import event_before
 
 START = datetime(2026, 1, 1, tzinfo=UTC)
 
@@ -183,3 +190,140 @@ def test_only_onsets_and_resolutions_are_announced() -> None:
 def test_an_event_from_before_episodes_announces_when_drifted() -> None:
     legacy = _event(episode=None, alarm=None, schema_minor=0, is_drift=True)
     assert (legacy.announces, legacy.is_onset) == (True, True)
+
+
+def _kinds(value: object) -> object:
+    """``value``'s form with every leaf's type: what equal events may still differ in."""
+    if isinstance(value, BaseModel):
+        fields = {name: _kinds(getattr(value, name)) for name in type(value).model_fields}
+        return (type(value), sorted(value.model_fields_set), fields)
+    if isinstance(value, dict):
+        return {key: (type(key), _kinds(item)) for key, item in value.items()}
+    if isinstance(value, list):
+        return [_kinds(item) for item in value]
+    return type(value), value
+
+
+def _varied_windows(seed: int, count: int) -> list[dict[str, Any]]:
+    """``for_window``'s arguments for ``count`` seeded windows: two champions (one with a
+    categorical feature) taking turns, the consumer's rows and RowMessages, drift and
+    none, missing values, both closings, alarms and every episode state."""
+    rng = np.random.default_rng(seed)
+    decoder = RowDecoder(["a", "b", "c"], classes=[0, 1], categories={"c": ["x", "y"]})
+    numeric = SimpleNamespace(
+        model_name="classifier",
+        version=3,
+        feature_names=["a", "b", "c"],
+        reference_sha256="ab" * 32,
+        categories={},
+    )
+    categorical = SimpleNamespace(
+        model_name="classifier",
+        version=4,
+        feature_names=["a", "b", "c"],
+        reference_sha256="cd" * 32,
+        categories={"c": ["x", "y"]},
+    )
+    calls = []
+    for i in range(count):
+        size = int(rng.integers(1, 6))
+        first = int(rng.integers(0, 10_000))
+        offsets = tuple(first + 2 * k for k in range(size))
+        messages = [
+            RowMessage(
+                stream=f"s{i % 3}",
+                seq=offset,
+                event_time=START + timedelta(milliseconds=int(rng.integers(0, 10**9))),
+                features={"a": float(rng.normal()), "b": None, "c": "x"},
+                label=int(rng.integers(0, 2)),
+            )
+            for offset in offsets
+        ]
+        rows: tuple[Any, ...] = tuple(messages)
+        if i % 2:
+            decoded = decoder.decode_all([message.to_bytes() for message in messages])
+            rows = tuple(Row(message, b"k", b"v") for message in decoded)  # type: ignore[arg-type]
+        p_values = rng.random(3).astype(np.float32)
+        threshold = [0.05 / 3, 0.01 / 3, 0.05 * (1 + i % 3) / 3][int(rng.integers(0, 3))]
+        drifted = tuple(int(f) for f in np.flatnonzero(p_values < threshold))
+        missing = None if rng.random() < 0.5 else rng.random(3)
+        result = DriftResult(
+            is_drift=bool(drifted),
+            p_values=p_values,
+            distances=rng.random(3).astype(np.float32),
+            threshold=threshold,
+            drifted=drifted,
+            missing_shares=missing,
+        )
+        fired = rng.random() < 0.3
+        alarm = (
+            None
+            if i % 7 == 0
+            else AlarmInfo(
+                name="rank" if i % 5 else "ks",
+                false_alarm_rows=1e6,
+                fired=fired,
+                warming_up=not fired and rng.random() < 0.5,
+                kind="scale" if fired else None,
+                rows=50 if fired else None,
+                statistic=4.5 if fired else None,
+                threshold=4.0 if fired else None,
+                features=["a", "c"] if fired else [],
+            )
+        )
+        state = ["onset", "ongoing", "resolved", None][i % 4]
+        episode = (
+            None
+            if state is None
+            else EpisodeInfo(
+                episode_id=f"rows-0-{first}-{first + 49}",
+                state=state,
+                opened_at=START,
+                drifted_features=["a"],
+                alarmed_windows=1 + i % 3,
+                reason="3 clean windows" if state == "resolved" else None,
+            )
+        )
+        calls.append(
+            {
+                "topic": "rows",
+                "partition": i % 4,
+                "window": Window(
+                    offsets[0],
+                    offsets[-1],
+                    offsets,
+                    rows,
+                    closed_by=[None, "rows", "time"][i % 3],
+                ),
+                "result": result,
+                "model": categorical if (i // 4) % 2 else numeric,
+                "backend": "fast" if i % 6 else "alibi",
+                "p_val": 0.05 if i % 9 else 0.01,
+                "correction": "bonferroni" if i % 8 else "fdr",
+                "archive_path": Path(f"var/archive/rows/{i}.csv") if i % 2 else f"x/{i}.csv",
+                "labeled_rows": size - i % 2,
+                "accuracy": None if i % 2 else float(rng.random()),
+                "detected_at": START + timedelta(seconds=i),
+                "alarm": alarm,
+                "episode": episode,
+            }
+        )
+    return calls
+
+
+def test_the_event_for_a_window_is_what_it_was_before_its_shared_parts_were_kept() -> None:
+    # The faster build against the one of commit f27e37d (tests/unit/event_before.py), on
+    # seeded windows: equal, field for field and type for type, with the same bytes.
+    events = []
+    for call in _varied_windows(seed=11, count=400):
+        new = DriftEvent.for_window(**call)
+        old = event_before(**call)
+        assert new == old
+        assert new.to_bytes() == old.to_bytes() == old.model_dump_json().encode()
+        assert _kinds(new) == _kinds(old)
+        assert DriftEvent.from_bytes(new.to_bytes()) == new
+        events.append(new)
+    # The lists and dicts kept per champion are not shared by its events.
+    for before, after in itertools.pairwise(events):
+        for name in ("categorical_features", "missing_shares", "drifted_features"):
+            assert getattr(before, name) is not getattr(after, name)
