@@ -40,9 +40,10 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from functools import partial
+from operator import attrgetter
 from pathlib import Path
 from types import TracebackType
-from typing import Any, NamedTuple
+from typing import Any, NamedTuple, cast
 
 import numpy as np
 from kafka import KafkaConsumer, KafkaProducer
@@ -162,6 +163,13 @@ class Row(NamedTuple):
 
 _row = partial(tuple.__new__, Row)
 """Builds a Row from a tuple of its fields without a Python call: a poll builds thousands."""
+
+# Read a poll's records and rows with map(), which runs no Python code per row.
+_OFFSET_OF = attrgetter("offset")
+_KEY_OF = attrgetter("key")
+_VALUE_OF = attrgetter("value")
+_STREAM_OF = attrgetter("stream")
+_EVENT_TIME_OF = attrgetter("event_time")
 
 
 @dataclass(frozen=True)
@@ -434,33 +442,25 @@ class DriftMonitor:
             part.fresh = False
             poll.partitions.append(tp)
             decode_started = time.perf_counter()
-            decoded = decoder.decode_all([record.value for record in records])
+            decoded = decoder.decode_all(list(map(_VALUE_OF, records)))
             decoding += time.perf_counter() - decode_started
-            fresh = 0
             # Rows at or past what the commit read are all new: the steady state.
             replaying = records[0].offset < part.resume.read
-            for record, message in zip(records, decoded, strict=True):
-                if isinstance(message, MalformedRowError):
-                    if replaying and not part.admits(record.offset, None):
-                        continue  # Dead-lettered before the last commit.
-                    fresh += 1
-                    poll.dead.append(
-                        self.dead_letters.note(
-                            tp.topic, tp.partition, record.offset, record.key, record.value, message
-                        )
-                    )
-                    continue
-                if replaying and not part.admits(record.offset, message.stream):
-                    continue  # Archived before the last commit.
-                fresh += 1
-                window = part.add(
-                    record.offset,
-                    message.stream,
-                    _row((message, record.key, record.value)),
-                    message.event_time,
-                )
-                if window is not None:
-                    poll.completed.append((tp, message.stream, window))
+            if replaying or MalformedRowError in set(map(type, decoded)):
+                dead = len(poll.dead)
+                taken, rows = self._admitted(tp, part, records, decoded, replaying, poll)
+                fresh = len(taken) + len(poll.dead) - dead
+            else:
+                # The steady state, every row valid and new: the poll's rows go to the
+                # windowers in one call, built with no Python code run per row.
+                taken, rows, fresh = records, cast(list[DecodedRow], decoded), len(records)
+            windows = part.add_many(
+                list(map(_OFFSET_OF, taken)),
+                list(map(_STREAM_OF, rows)),
+                list(map(_row, zip(rows, map(_KEY_OF, taken), map(_VALUE_OF, taken), strict=True))),
+                None if part.time is None else list(map(_EVENT_TIME_OF, rows)),
+            )
+            poll.completed += [(tp, stream, window) for stream, window in windows]
             last_offset = records[-1].offset
             part.read_through(last_offset)
             self.stats.rows += fresh
@@ -474,6 +474,39 @@ class DriftMonitor:
         stages["decode"] += decoding
         stages["window"] += time.perf_counter() - started - decoding
         return poll
+
+    def _admitted(
+        self,
+        tp: TopicPartition,
+        part: PartitionStreams[Row],
+        records: list[Any],
+        decoded: list[DecodedRow | MalformedRowError],
+        replaying: bool,
+        poll: _Poll,
+    ) -> tuple[list[Any], list[DecodedRow]]:
+        """The records (and their rows) that enter windows; the others' dead letters noted.
+
+        Of a poll with malformed rows, or one read again after a restart (``replaying``):
+        rows the commit names as dealt with are skipped, and malformed rows are noted as
+        dead letters in ``poll``, unless dead-lettered before the commit.
+        """
+        kept: list[Any] = []
+        rows: list[DecodedRow] = []
+        for record, message in zip(records, decoded, strict=True):
+            if isinstance(message, MalformedRowError):
+                if replaying and not part.admits(record.offset, None):
+                    continue  # Dead-lettered before the last commit.
+                poll.dead.append(
+                    self.dead_letters.note(
+                        tp.topic, tp.partition, record.offset, record.key, record.value, message
+                    )
+                )
+                continue
+            if replaying and not part.admits(record.offset, message.stream):
+                continue  # Archived before the last commit.
+            kept.append(record)
+            rows.append(message)
+        return kept, rows
 
     def _partition(self, tp: TopicPartition) -> PartitionStreams[Row]:
         """The partition's streams, resumed from its committed offset and metadata."""
