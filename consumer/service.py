@@ -40,6 +40,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from functools import partial
+from itertools import chain
 from operator import attrgetter
 from pathlib import Path
 from types import TracebackType
@@ -170,6 +171,8 @@ _KEY_OF = attrgetter("key")
 _VALUE_OF = attrgetter("value")
 _STREAM_OF = attrgetter("stream")
 _EVENT_TIME_OF = attrgetter("event_time")
+_MESSAGE_OF = attrgetter("message")
+_LABEL_OF = attrgetter("message.label")
 
 
 @dataclass(frozen=True)
@@ -758,13 +761,12 @@ class DriftMonitor:
         return kept
 
     def _matrix(self, rows: tuple[Row, ...]) -> np.ndarray:
-        return self.champion.decoder.matrix([row.message for row in rows])
+        return self.champion.decoder.matrix(list(map(_MESSAGE_OF, rows)))
 
     def _matrices(self, windows: list[Window[Row]]) -> list[np.ndarray]:
         """Each window's feature matrix: views of one array built for the whole poll."""
-        every = self.champion.decoder.matrix(
-            [row.message for window in windows for row in window.items]
-        )
+        rows = chain.from_iterable(window.items for window in windows)
+        every = self.champion.decoder.matrix(list(map(_MESSAGE_OF, rows)))
         ends = np.cumsum([len(window.items) for window in windows])
         return np.split(every, ends[:-1])
 
@@ -912,17 +914,22 @@ class DriftMonitor:
         return out
 
     def _score(self, judged: list[_Judged]) -> list[tuple[int, float | None]]:
-        rows: list[np.ndarray] = []
-        labels: list[Any] = []
-        counts: list[int] = []
-        for item in judged:
-            mask = np.array([row.message.label is not None for row in item.window.items])
-            counts.append(int(mask.sum()))
-            rows.append(item.values[mask])
-            labels.extend(r.message.label for r in item.window.items if r.message.label is not None)
-        if not labels:
+        """Each window's labeled rows and the champion's accuracy on them (None: no label)."""
+        labels: list[Any] = list(
+            map(_LABEL_OF, chain.from_iterable(item.window.items for item in judged))
+        )
+        if labels.count(None) == len(labels):  # no labeled row (or no row)
             return [(0, None)] * len(judged)
-        predicted = self.champion.predict_labels(np.concatenate(rows))
+        sizes = [len(item.window.items) for item in judged]
+        values = np.concatenate([item.values for item in judged])
+        counts = sizes
+        if None in labels:
+            # Some rows unlabeled: only the labeled ones are predicted and counted.
+            labeled = np.array([label is not None for label in labels], dtype=bool)
+            counts = [int(part.sum()) for part in np.split(labeled, np.cumsum(sizes)[:-1])]
+            values = values[labeled]
+            labels = [label for label in labels if label is not None]
+        predicted = self.champion.predict_labels(values)
         correct = np.asarray(predicted) == np.asarray(labels, dtype=np.asarray(predicted).dtype)
         out: list[tuple[int, float | None]] = []
         start = 0
