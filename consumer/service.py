@@ -450,20 +450,12 @@ class DriftMonitor:
             # Rows at or past what the commit read are all new: the steady state.
             replaying = records[0].offset < part.resume.read
             if replaying or MalformedRowError in set(map(type, decoded)):
-                dead = len(poll.dead)
-                taken, rows = self._admitted(tp, part, records, decoded, replaying, poll)
-                fresh = len(taken) + len(poll.dead) - dead
+                fresh = self._sort_out(tp, part, records, decoded, replaying, poll)
             else:
                 # The steady state, every row valid and new: the poll's rows go to the
                 # windowers in one call, built with no Python code run per row.
-                taken, rows, fresh = records, cast(list[DecodedRow], decoded), len(records)
-            windows = part.add_many(
-                list(map(_OFFSET_OF, taken)),
-                list(map(_STREAM_OF, rows)),
-                list(map(_row, zip(rows, map(_KEY_OF, taken), map(_VALUE_OF, taken), strict=True))),
-                None if part.time is None else list(map(_EVENT_TIME_OF, rows)),
-            )
-            poll.completed += [(tp, stream, window) for stream, window in windows]
+                self._add_valid(tp, part, records, cast(list[DecodedRow], decoded), poll)
+                fresh = len(records)
             last_offset = records[-1].offset
             part.read_through(last_offset)
             self.stats.rows += fresh
@@ -478,7 +470,7 @@ class DriftMonitor:
         stages["window"] += time.perf_counter() - started - decoding
         return poll
 
-    def _admitted(
+    def _sort_out(
         self,
         tp: TopicPartition,
         part: PartitionStreams[Row],
@@ -486,19 +478,24 @@ class DriftMonitor:
         decoded: list[DecodedRow | MalformedRowError],
         replaying: bool,
         poll: _Poll,
-    ) -> tuple[list[Any], list[DecodedRow]]:
-        """The records (and their rows) that enter windows; the others' dead letters noted.
+    ) -> int:
+        """Window a poll with malformed rows, or one read again (``replaying``); the rows taken.
 
-        Of a poll with malformed rows, or one read again after a restart (``replaying``):
-        rows the commit names as dealt with are skipped, and malformed rows are noted as
-        dead letters in ``poll``, unless dead-lettered before the commit.
+        Rows the commit names as dealt with are skipped; malformed rows are noted as
+        dead letters, unless dead-lettered before the commit. The valid rows between
+        two malformed ones are added in one call: each dead letter's log line keeps
+        its place among the lines of the windows merged on time.
         """
-        kept: list[Any] = []
+        taken = 0
+        valid: list[Any] = []
         rows: list[DecodedRow] = []
         for record, message in zip(records, decoded, strict=True):
             if isinstance(message, MalformedRowError):
                 if replaying and not part.admits(record.offset, None):
                     continue  # Dead-lettered before the last commit.
+                self._add_valid(tp, part, valid, rows, poll)
+                valid, rows = [], []
+                taken += 1
                 poll.dead.append(
                     self.dead_letters.note(
                         tp.topic, tp.partition, record.offset, record.key, record.value, message
@@ -507,9 +504,28 @@ class DriftMonitor:
                 continue
             if replaying and not part.admits(record.offset, message.stream):
                 continue  # Archived before the last commit.
-            kept.append(record)
+            taken += 1
+            valid.append(record)
             rows.append(message)
-        return kept, rows
+        self._add_valid(tp, part, valid, rows, poll)
+        return taken
+
+    def _add_valid(
+        self,
+        tp: TopicPartition,
+        part: PartitionStreams[Row],
+        records: list[Any],
+        rows: list[DecodedRow],
+        poll: _Poll,
+    ) -> None:
+        """Add the valid rows of ``records`` to their windows in one call; note those completed."""
+        windows = part.add_many(
+            list(map(_OFFSET_OF, records)),
+            list(map(_STREAM_OF, rows)),
+            list(map(_row, zip(rows, map(_KEY_OF, records), map(_VALUE_OF, records), strict=True))),
+            None if part.time is None else list(map(_EVENT_TIME_OF, rows)),
+        )
+        poll.completed += [(tp, stream, window) for stream, window in windows]
 
     def _partition(self, tp: TopicPartition) -> PartitionStreams[Row]:
         """The partition's streams, resumed from its committed offset and metadata."""
