@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from datetime import datetime
 from typing import Generic, TypeVar
 
@@ -115,6 +115,74 @@ class PartitionStreams(Generic[T]):
         if window is not None:
             self._finished[stream] = window.last_offset + 1
         return window
+
+    def add_many(
+        self,
+        offsets: Sequence[int],
+        streams: Sequence[str],
+        rows: Sequence[T],
+        event_times: Sequence[datetime] | None = None,
+    ) -> list[tuple[str, Window[T]]]:
+        """Add a poll's valid rows; the windows they complete with their streams, as :meth:`add`.
+
+        The windows, their order and the state left (open windows, what :meth:`commit`
+        says) are those of :meth:`add` row by row. ``event_times`` are the rows',
+        needed when windows close on time.
+
+        Examples
+        --------
+        >>> part = PartitionStreams(Resume(0, 0), size=2, step=2)
+        >>> [(s, w.offsets) for s, w in part.add_many(range(5), "aabab", list(range(5)))]
+        [('a', (0, 1)), ('b', (2, 4))]
+        """
+        if not offsets:
+            return []
+        first = streams[0]
+        if streams.count(first) == len(streams):
+            # The common case, one stream per partition: the poll's rows in one go.
+            return [(first, window) for window in self._add_run(first, offsets, rows, event_times)]
+        if self.time is not None:
+            # Row by row: a merge is logged as it happens, so its line keeps its place
+            # among the other streams' lines.
+            times: Sequence[datetime | None] = event_times or [None] * len(offsets)
+            added = map(self.add, offsets, streams, rows, times)
+            return [
+                (stream, window)
+                for stream, window in zip(streams, added, strict=True)
+                if window is not None
+            ]
+        # Each stream's rows in one go; row by row, a window comes when its last row
+        # is added, so sorting on the last offsets restores the order across streams.
+        runs: dict[str, tuple[list[int], list[T]]] = {}
+        for offset, stream, row in zip(offsets, streams, rows, strict=True):
+            run = runs.get(stream)
+            if run is None:
+                run = runs[stream] = ([], [])
+            run[0].append(offset)
+            run[1].append(row)
+        windows = [
+            (stream, window)
+            for stream, (run_offsets, run_rows) in runs.items()
+            for window in self._add_run(stream, run_offsets, run_rows, None)
+        ]
+        windows.sort(key=lambda added: added[1].last_offset)
+        return windows
+
+    def _add_run(
+        self,
+        stream: str,
+        offsets: Sequence[int],
+        rows: Sequence[T],
+        event_times: Sequence[datetime] | None,
+    ) -> list[Window[T]]:
+        """Add rows of one stream to its windower; the windows they complete."""
+        windower = self._windowers.get(stream)
+        if windower is None:
+            windower = self._windowers[stream] = self._windower(stream)
+        windows = windower.add_many(offsets, rows, event_times)
+        if windows:
+            self._finished[stream] = windows[-1].last_offset + 1
+        return windows
 
     def read_through(self, last_offset: int) -> None:
         """Every row up to ``last_offset`` has been read (windowed, dead-lettered, skipped)."""

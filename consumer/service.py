@@ -41,9 +41,11 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from functools import partial
+from itertools import chain
+from operator import attrgetter
 from pathlib import Path
 from types import TracebackType
-from typing import Any, NamedTuple
+from typing import Any, NamedTuple, cast
 
 import numpy as np
 from kafka import KafkaConsumer, KafkaProducer
@@ -163,6 +165,15 @@ class Row(NamedTuple):
 
 _row = partial(tuple.__new__, Row)
 """Builds a Row from a tuple of its fields without a Python call: a poll builds thousands."""
+
+# Read a poll's records and rows with map(), which runs no Python code per row.
+_OFFSET_OF = attrgetter("offset")
+_KEY_OF = attrgetter("key")
+_VALUE_OF = attrgetter("value")
+_STREAM_OF = attrgetter("stream")
+_EVENT_TIME_OF = attrgetter("event_time")
+_MESSAGE_OF = attrgetter("message")
+_LABEL_OF = attrgetter("message.label")
 
 
 @dataclass(frozen=True)
@@ -435,33 +446,17 @@ class DriftMonitor:
             part.fresh = False
             poll.partitions.append(tp)
             decode_started = time.perf_counter()
-            decoded = decoder.decode_all([record.value for record in records])
+            decoded = decoder.decode_all(list(map(_VALUE_OF, records)))
             decoding += time.perf_counter() - decode_started
-            fresh = 0
             # Rows at or past what the commit read are all new: the steady state.
             replaying = records[0].offset < part.resume.read
-            for record, message in zip(records, decoded, strict=True):
-                if isinstance(message, MalformedRowError):
-                    if replaying and not part.admits(record.offset, None):
-                        continue  # Dead-lettered before the last commit.
-                    fresh += 1
-                    poll.dead.append(
-                        self.dead_letters.note(
-                            tp.topic, tp.partition, record.offset, record.key, record.value, message
-                        )
-                    )
-                    continue
-                if replaying and not part.admits(record.offset, message.stream):
-                    continue  # Archived before the last commit.
-                fresh += 1
-                window = part.add(
-                    record.offset,
-                    message.stream,
-                    _row((message, record.key, record.value)),
-                    message.event_time,
-                )
-                if window is not None:
-                    poll.completed.append((tp, message.stream, window))
+            if replaying or set(map(type, decoded)) != {DecodedRow}:
+                fresh = self._sort_out(tp, part, records, decoded, replaying, poll)
+            else:
+                # The steady state, every row valid (the types' set, one pass in C) and
+                # new: the poll's rows go to the windowers in one call, no Python per row.
+                self._add_valid(tp, part, records, cast(list[DecodedRow], decoded), poll)
+                fresh = len(records)
             last_offset = records[-1].offset
             part.read_through(last_offset)
             self.stats.rows += fresh
@@ -475,6 +470,63 @@ class DriftMonitor:
         stages["decode"] += decoding
         stages["window"] += time.perf_counter() - started - decoding
         return poll
+
+    def _sort_out(
+        self,
+        tp: TopicPartition,
+        part: PartitionStreams[Row],
+        records: list[Any],
+        decoded: list[DecodedRow | MalformedRowError],
+        replaying: bool,
+        poll: _Poll,
+    ) -> int:
+        """Window a poll with malformed rows, or one read again (``replaying``); the rows taken.
+
+        Rows the commit names as dealt with are skipped; malformed rows are noted as
+        dead letters, unless dead-lettered before the commit. The valid rows between
+        two malformed ones are added in one call: each dead letter's log line keeps
+        its place among the lines of the windows merged on time.
+        """
+        taken = 0
+        valid: list[Any] = []
+        rows: list[DecodedRow] = []
+        for record, message in zip(records, decoded, strict=True):
+            if isinstance(message, MalformedRowError):
+                if replaying and not part.admits(record.offset, None):
+                    continue  # Dead-lettered before the last commit.
+                self._add_valid(tp, part, valid, rows, poll)
+                valid, rows = [], []
+                taken += 1
+                poll.dead.append(
+                    self.dead_letters.note(
+                        tp.topic, tp.partition, record.offset, record.key, record.value, message
+                    )
+                )
+                continue
+            if replaying and not part.admits(record.offset, message.stream):
+                continue  # Archived before the last commit.
+            taken += 1
+            valid.append(record)
+            rows.append(message)
+        self._add_valid(tp, part, valid, rows, poll)
+        return taken
+
+    def _add_valid(
+        self,
+        tp: TopicPartition,
+        part: PartitionStreams[Row],
+        records: list[Any],
+        rows: list[DecodedRow],
+        poll: _Poll,
+    ) -> None:
+        """Add the valid rows of ``records`` to their windows in one call; note those completed."""
+        windows = part.add_many(
+            list(map(_OFFSET_OF, records)),
+            list(map(_STREAM_OF, rows)),
+            list(map(_row, zip(rows, map(_KEY_OF, records), map(_VALUE_OF, records), strict=True))),
+            None if part.time is None else list(map(_EVENT_TIME_OF, rows)),
+        )
+        poll.completed += [(tp, stream, window) for stream, window in windows]
 
     def _partition(self, tp: TopicPartition) -> PartitionStreams[Row]:
         """The partition's streams, resumed from its committed offset and metadata."""
@@ -730,13 +782,12 @@ class DriftMonitor:
         return kept
 
     def _matrix(self, rows: tuple[Row, ...]) -> np.ndarray:
-        return self.champion.decoder.matrix([row.message for row in rows])
+        return self.champion.decoder.matrix(list(map(_MESSAGE_OF, rows)))
 
     def _matrices(self, windows: list[Window[Row]]) -> list[np.ndarray]:
         """Each window's feature matrix: views of one array built for the whole poll."""
-        every = self.champion.decoder.matrix(
-            [row.message for window in windows for row in window.items]
-        )
+        rows = chain.from_iterable(window.items for window in windows)
+        every = self.champion.decoder.matrix(list(map(_MESSAGE_OF, rows)))
         ends = np.cumsum([len(window.items) for window in windows])
         return np.split(every, ends[:-1])
 
@@ -889,17 +940,22 @@ class DriftMonitor:
         return out
 
     def _score(self, judged: list[_Judged]) -> list[tuple[int, float | None]]:
-        rows: list[np.ndarray] = []
-        labels: list[Any] = []
-        counts: list[int] = []
-        for item in judged:
-            mask = np.array([row.message.label is not None for row in item.window.items])
-            counts.append(int(mask.sum()))
-            rows.append(item.values[mask])
-            labels.extend(r.message.label for r in item.window.items if r.message.label is not None)
-        if not labels:
+        """Each window's labeled rows and the champion's accuracy on them (None: no label)."""
+        labels: list[Any] = list(
+            map(_LABEL_OF, chain.from_iterable(item.window.items for item in judged))
+        )
+        if labels.count(None) == len(labels):  # no labeled row (or no row)
             return [(0, None)] * len(judged)
-        predicted = self.champion.predict_labels(np.concatenate(rows))
+        sizes = [len(item.window.items) for item in judged]
+        values = np.concatenate([item.values for item in judged])
+        counts = sizes
+        if None in labels:
+            # Some rows unlabeled: only the labeled ones are predicted and counted.
+            labeled = np.array([label is not None for label in labels], dtype=bool)
+            counts = [int(part.sum()) for part in np.split(labeled, np.cumsum(sizes)[:-1])]
+            values = values[labeled]
+            labels = [label for label in labels if label is not None]
+        predicted = self.champion.predict_labels(values)
         correct = np.asarray(predicted) == np.asarray(labels, dtype=np.asarray(predicted).dtype)
         out: list[tuple[int, float | None]] = []
         start = 0

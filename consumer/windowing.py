@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Generic, Literal, TypeVar
@@ -292,6 +292,95 @@ class CountWindower(Generic[T]):
             del offsets[: self._step]
             del items[: self._step]
         return window
+
+    def add_many(
+        self,
+        offsets: Sequence[int],
+        items: Sequence[T],
+        event_times: Sequence[datetime] | None = None,
+    ) -> list[Window[T]]:
+        """Buffer rows in order; return the windows they complete, as :meth:`add` row by row.
+
+        A poll brings thousands of rows: cut into windows by slicing, they cost no
+        Python call per row. The windows, their rows and what stays buffered are those
+        that adding the rows one by one with :meth:`add` gives.
+
+        Parameters
+        ----------
+        offsets : sequence of int
+            The rows' offsets, increasing, each greater than any offset added before.
+        items : sequence
+            The rows, one per offset.
+        event_times : sequence of datetime, optional
+            The rows' event times, one per offset; needed with ``seconds``, ignored
+            without.
+
+        Returns
+        -------
+        list of Window
+            The completed windows, in the order :meth:`add` would return them.
+
+        Raises
+        ------
+        ValueError
+            If ``items`` or ``event_times`` do not have one entry per offset, or with
+            ``seconds`` if ``event_times`` is None (nothing is added then).
+
+        Examples
+        --------
+        Sliding windows of 4 rows every 2 rows, fed a poll of 7 rows, then 3 more:
+
+        >>> sliding = CountWindower(size=4, step=2)
+        >>> [w.offsets for w in sliding.add_many(range(7), "abcdefg")]
+        [(0, 1, 2, 3), (2, 3, 4, 5)]
+        >>> [w.items for w in sliding.add_many([7, 8, 9], "hij")]
+        [('e', 'f', 'g', 'h'), ('g', 'h', 'i', 'j')]
+        >>> sliding.pending_offset
+        8
+        """
+        if len(items) != len(offsets) or (
+            event_times is not None and len(event_times) != len(offsets)
+        ):
+            raise ValueError(
+                f"one item and event time per offset: got {len(offsets)} offsets, "
+                f"{len(items)} items and "
+                f"{'no' if event_times is None else len(event_times)} event times"
+            )
+        if self._span is not None:
+            if event_times is None:
+                if not offsets:
+                    return []
+                raise ValueError(
+                    f"event_time is needed for the row at offset {offsets[0]}: "
+                    "windows close on time"
+                )
+            # A row's event time decides where its window ends, so these go one by one.
+            timed = map(self._add_timed, offsets, items, event_times)
+            return [window for window in timed if window is not None]
+        size, step = self._size, self._step
+        if len(self._items) + len(items) < size:
+            self._offsets.extend(offsets)
+            self._items.extend(items)
+            return []
+        # The buffer holds fewer than size rows; row by row, add() emits the window of
+        # the buffer's first size rows, then drops its first step rows: the windows
+        # start every step rows, as many as fit, and the rest stays buffered.
+        all_offsets = (*self._offsets, *offsets)
+        all_items = (*self._items, *items)
+        starts = range(0, len(all_items) - size + 1, step)
+        windows = [
+            Window(
+                all_offsets[start],
+                all_offsets[start + size - 1],
+                all_offsets[start : start + size],
+                all_items[start : start + size],
+            )
+            for start in starts
+        ]
+        rest = starts[-1] + step
+        self._offsets = list(all_offsets[rest:])
+        self._items = list(all_items[rest:])
+        return windows
 
     def _add_timed(self, offset: int, item: T, event_time: datetime | None) -> Window[T] | None:
         """:meth:`add` for a windower that also closes on time (tumbling)."""

@@ -4,8 +4,11 @@ from __future__ import annotations
 
 import dataclasses
 from datetime import UTC, datetime, timedelta
+from itertools import pairwise
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from consumer.windowing import ClosedBy, CountWindower, Merge, Window
 
@@ -258,3 +261,73 @@ def test_time_windows_need_event_times() -> None:
 def test_rejects_bad_time_parameters(kwargs: dict[str, object], message: str) -> None:
     with pytest.raises(ValueError, match=message):
         CountWindower(**kwargs)  # type: ignore[arg-type]
+
+
+@settings(max_examples=300, derandomize=True, deadline=None)
+@given(
+    gaps=st.lists(st.integers(1, 3), min_size=0, max_size=150),
+    seconds_apart=st.lists(st.integers(-40, 100), min_size=150, max_size=150),
+    cuts=st.lists(st.integers(0, 150), max_size=8),
+    size=st.integers(1, 9),
+    step_less=st.integers(0, 8),
+    seconds=st.sampled_from([None, 30.0, 60.0, 150.0]),
+    min_share=st.floats(0, 1),
+)
+def test_adding_a_poll_at_once_cuts_the_windows_of_adding_its_rows_one_by_one(
+    gaps: list[int],
+    seconds_apart: list[int],
+    cuts: list[int],
+    size: int,
+    step_less: int,
+    seconds: float | None,
+    min_share: float,
+) -> None:
+    """add_many over polls cut anywhere == add row by row: windows, merges, what stays buffered.
+
+    Offsets have gaps (dead letters), windows slide or tumble, or close on time (with
+    event times that go back) and merge below a minimum.
+    """
+    if seconds is not None:
+        size, step = max(size, 2), max(size, 2)
+    else:
+        step = max(1, size - step_less)
+    min_rows = max(1, round(min_share * size))
+    offsets = [sum(gaps[: i + 1]) for i in range(len(gaps))]
+    times = [START + timedelta(seconds=sum(seconds_apart[: i + 1])) for i in range(len(offsets))]
+    items = [f"r{offset}" for offset in offsets]
+
+    def windower(merges: list[Merge]) -> CountWindower[str]:
+        if seconds is None:
+            return CountWindower(size, step)
+        return CountWindower(size, step, seconds=seconds, min_rows=min_rows, on_merge=merges.append)
+
+    one_merges: list[Merge] = []
+    one = windower(one_merges)
+    many_merges: list[Merge] = []
+    many = windower(many_merges)
+    bounds = [0, *sorted(c for c in cuts if c <= len(offsets)), len(offsets)]
+    for start, end in pairwise(bounds):
+        by_row = [
+            one.add(o, i, t)
+            for o, i, t in zip(offsets[start:end], items[start:end], times[start:end], strict=True)
+        ]
+        at_once = many.add_many(offsets[start:end], items[start:end], times[start:end])
+        assert at_once == [window for window in by_row if window is not None]
+        assert many.pending_offset == one.pending_offset
+        assert many_merges == one_merges
+    # Both buffer the same rows: the windows that the next rows complete are the same.
+    rest = range(offsets[-1] + 1 if offsets else 0, (offsets[-1] + 1 if offsets else 0) + size)
+    later = [START + timedelta(days=1)] * len(rest)
+    assert many.add_many(rest, [str(o) for o in rest], later) == [
+        window for o, t in zip(rest, later, strict=True) if (window := one.add(o, str(o), t))
+    ]
+
+
+def test_a_poll_of_rows_without_event_times_is_refused_whole_when_windows_close_on_time() -> None:
+    windower: CountWindower[int] = CountWindower(size=5, seconds=60)
+    with pytest.raises(ValueError, match="event_time is needed for the row at offset 7"):
+        windower.add_many([7, 8], [7, 8])
+    assert windower.pending_offset is None
+    with pytest.raises(ValueError, match="one item and event time per offset"):
+        windower.add_many([7, 8], [7])
+    assert windower.pending_offset is None
