@@ -191,7 +191,7 @@ def fit_tail(maxima: np.ndarray, every: int) -> TailFit:
 
 
 def calibrate(baseline_rows: int, every: int, rows: int | None = None) -> Calibration:
-    """Simulate ``rows`` rows (default `SIMULATED_ROWS`) and fit (about 0.25 s per million on this machine)."""
+    """Simulate ``rows`` rows (default `SIMULATED_ROWS`) and fit (about 0.25 s per million)."""
     rows = SIMULATED_ROWS if rows is None else rows
     location, other = simulate_maxima(baseline_rows, every, rows, TRIAL_ROWS, SEED)
     return Calibration(
