@@ -6,6 +6,7 @@ at the commit, or not at all (the integration tests run the same against a broke
 
 from __future__ import annotations
 
+import gc
 import logging
 import time
 from datetime import UTC, datetime, timedelta
@@ -24,7 +25,7 @@ from consumer.dead_letters import REASON_HEADER
 from consumer.decoding import RowDecoder
 from consumer.detection import FastKS
 from consumer.events import DriftEvent
-from consumer.service import DriftMonitor
+from consumer.service import YOUNG_GC_THRESHOLD, DriftMonitor
 from consumer.settings import ConsumerSettings
 from producer.messages import RowMessage
 
@@ -206,6 +207,43 @@ def test_windows_are_judged_published_and_committed(tmp_path: Path) -> None:
     assert drift_metric(m) == (1.0, 1.0)
     # Each poll is committed once its windows are written, up to the open window (20-24).
     assert producer.commits == [10, 20]
+
+
+def test_the_loop_collects_garbage_less_often_and_gives_the_settings_back(
+    tmp_path: Path,
+) -> None:
+    polls = [[record(i, row(i)) for i in range(25)]]
+    before = gc.get_threshold()
+    seen: list[tuple[int, int, int]] = []
+
+    def watching() -> bool:
+        seen.append(gc.get_threshold())
+        return False
+
+    producer = Producer()
+    stats = monitor(tmp_path, Consumer(polls, producer), producer).run(watching, idle_timeout=0)
+    assert stats.windows == 2
+    assert set(seen) == {(YOUNG_GC_THRESHOLD, *before[1:])}
+    assert gc.get_threshold() == before
+    # A process that turned the collector off, or set a larger threshold, keeps its choice.
+    gc.disable()
+    try:
+        seen.clear()
+        producer = Producer()
+        monitor(tmp_path / "off", Consumer(polls, producer), producer).run(watching, idle_timeout=0)
+        assert set(seen) == {before} and not gc.isenabled()
+    finally:
+        gc.enable()
+    gc.set_threshold(YOUNG_GC_THRESHOLD * 2, *before[1:])
+    try:
+        seen.clear()
+        producer = Producer()
+        monitor(tmp_path / "larger", Consumer(polls, producer), producer).run(
+            watching, idle_timeout=0
+        )
+        assert set(seen) == {(YOUNG_GC_THRESHOLD * 2, *before[1:])}
+    finally:
+        gc.set_threshold(*before)
 
 
 def test_polls_wait_for_the_commit_interval_but_a_drift_event_does_not(tmp_path: Path) -> None:
