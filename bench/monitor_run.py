@@ -9,7 +9,13 @@ import time
 from pathlib import Path
 
 from bench.plain_reader import BenchTimeoutError
-from bench.timing import ClockedConsumer, Measurement, NullArchive, TimedDetector
+from bench.timing import (
+    ClockedConsumer,
+    CollectorClock,
+    Measurement,
+    NullArchive,
+    TimedDetector,
+)
 from consumer.assembly import build_monitor
 from consumer.settings import ConsumerSettings
 
@@ -90,10 +96,12 @@ def read_with_monitor(
         return False
 
     profiler = cProfile.Profile() if profile is not None else None
+    collector = CollectorClock()
     try:
         if profiler is not None:
             profiler.enable()
-        stats = monitor.run(should_stop)
+        with collector:
+            stats = monitor.run(should_stop)
         if profiler is not None:
             profiler.disable()
         # run() returns once the last poll's windows are archived, their events
@@ -120,6 +128,7 @@ def read_with_monitor(
         detect_seconds=detector.seconds,
         stage_seconds=dict(stats.stage_seconds),
         thread_cpu_seconds=dict(stats.thread_cpu_seconds),
+        gc_seconds=collector.seconds_between(clock.assigned_at, finished[0]),
     )
 
 

@@ -13,7 +13,7 @@ import logging
 import time
 from dataclasses import dataclass
 
-from bench.timing import AssignmentClock, Measurement
+from bench.timing import AssignmentClock, CollectorClock, Measurement
 from broker.clients import PollWait, manual_commit_consumer
 from broker.settings import KafkaSettings
 
@@ -71,26 +71,27 @@ def read_plain(spec: PlainRead) -> Measurement:
     wait = PollWait()  # the drift consumer's poll timeouts
     seen = 0
     polling = decoding = 0.0
-    try:
-        consumer.subscribe([spec.topic], listener=clock)
-        while seen < spec.rows:
-            if time.monotonic() > deadline:
-                raise BenchTimeoutError(
-                    f"the plain reader read {seen} of {spec.rows} rows in {spec.timeout} s"
-                )
-            started = time.perf_counter()
-            batch = consumer.poll(timeout_ms=wait.ms, max_records=spec.max_poll_records)
-            polled = time.perf_counter()
-            wait.after(found=bool(batch))
-            for records in batch.values():
-                for record in records:
-                    loads(record.value)
-                seen += len(records)
-            decoding += time.perf_counter() - polled
-            polling += polled - started
-        finished, finished_cpu = time.perf_counter(), time.process_time()
-    finally:
-        consumer.close(autocommit=False)
+    with CollectorClock() as collector:
+        try:
+            consumer.subscribe([spec.topic], listener=clock)
+            while seen < spec.rows:
+                if time.monotonic() > deadline:
+                    raise BenchTimeoutError(
+                        f"the plain reader read {seen} of {spec.rows} rows in {spec.timeout} s"
+                    )
+                started = time.perf_counter()
+                batch = consumer.poll(timeout_ms=wait.ms, max_records=spec.max_poll_records)
+                polled = time.perf_counter()
+                wait.after(found=bool(batch))
+                for records in batch.values():
+                    for record in records:
+                        loads(record.value)
+                    seen += len(records)
+                decoding += time.perf_counter() - polled
+                polling += polled - started
+            finished, finished_cpu = time.perf_counter(), time.process_time()
+        finally:
+            consumer.close(autocommit=False)
     # Rows arrived, so partitions were assigned.
     assert clock.assigned_at is not None and clock.assigned_cpu is not None
     return Measurement(
@@ -98,6 +99,7 @@ def read_plain(spec: PlainRead) -> Measurement:
         seconds=finished - clock.assigned_at,
         cpu_seconds=finished_cpu - clock.assigned_cpu,
         stage_seconds={"poll": polling, "decode": decoding},
+        gc_seconds=collector.seconds_between(clock.assigned_at, finished),
     )
 
 
@@ -129,31 +131,35 @@ def read_plain_confluent(spec: PlainRead) -> Measurement:
     wait = PollWait()  # the drift consumer's poll timeouts
     seen = 0
     polling = decoding = 0.0
-    try:
-        consumer.subscribe([spec.topic], on_assign=on_assign)
-        while seen < spec.rows:
-            if time.monotonic() > deadline:
-                raise BenchTimeoutError(
-                    f"the plain confluent reader read {seen} of {spec.rows} rows in "
-                    f"{spec.timeout} s"
+    with CollectorClock() as collector:
+        try:
+            consumer.subscribe([spec.topic], on_assign=on_assign)
+            while seen < spec.rows:
+                if time.monotonic() > deadline:
+                    raise BenchTimeoutError(
+                        f"the plain confluent reader read {seen} of {spec.rows} rows in "
+                        f"{spec.timeout} s"
+                    )
+                started = time.perf_counter()
+                messages = consumer.consume(
+                    num_messages=spec.max_poll_records, timeout=wait.ms / 1000
                 )
-            started = time.perf_counter()
-            messages = consumer.consume(num_messages=spec.max_poll_records, timeout=wait.ms / 1000)
-            polled = time.perf_counter()
-            wait.after(found=bool(messages))
-            for message in messages:
-                if message.error() is None:
-                    loads(message.value())  # type: ignore[arg-type]
-                    seen += 1
-            decoding += time.perf_counter() - polled
-            polling += polled - started
-        finished, finished_cpu = time.perf_counter(), time.process_time()
-    finally:
-        reader.close()
+                polled = time.perf_counter()
+                wait.after(found=bool(messages))
+                for message in messages:
+                    if message.error() is None:
+                        loads(message.value())  # type: ignore[arg-type]
+                        seen += 1
+                decoding += time.perf_counter() - polled
+                polling += polled - started
+            finished, finished_cpu = time.perf_counter(), time.process_time()
+        finally:
+            reader.close()
     assert assigned, "rows arrived, so partitions were assigned"
     return Measurement(
         rows=seen,
         seconds=finished - assigned[0][0],
         cpu_seconds=finished_cpu - assigned[0][1],
         stage_seconds={"poll": polling, "decode": decoding},
+        gc_seconds=collector.seconds_between(assigned[0][0], finished),
     )

@@ -213,8 +213,9 @@ def stage_table(series: list[Series]) -> str:
     time, waits for the disk, the broker and the GIL included. ``wall`` and ``CPU``
     are the whole run's time per row, all threads in CPU; ``loop CPU`` and ``archive
     CPU`` the CPU of those two threads, ``clients CPU`` the rest (the Kafka clients'
-    own threads). The plain reader's row has its ``poll`` and its ``json.loads`` (as
-    ``decode``).
+    own threads); ``gc`` the cyclic garbage collector's passes, on whichever thread
+    (within the stages, not beside them). The plain reader's row has its ``poll`` and
+    its ``json.loads`` (as ``decode``), its wall, CPU and gc.
     """
     # The consumer's clock names every stage, in `consumer.service.STAGES`' order; the
     # plain reader's only its own two.
@@ -222,9 +223,10 @@ def stage_table(series: list[Series]) -> str:
     header = (
         "| reader | client | window | KS backend | "
         + " | ".join(stages)
-        + " | loop thread | archive thread | wall | CPU | loop CPU | archive CPU | clients CPU |"
+        + " | loop thread | archive thread | wall | CPU | loop CPU | archive CPU | clients CPU"
+        + " | gc |"
     )
-    lines = [header, "|" + "---|" * (len(stages) + 11)]
+    lines = [header, "|" + "---|" * (len(stages) + 12)]
     for s in series:
         runs = [m for m in s.runs if m.stage_seconds]
         if not runs:
@@ -240,12 +242,13 @@ def stage_table(series: list[Series]) -> str:
         loop = tuple(x for x in stages if x not in ARCHIVE_THREAD and x in runs[0].stage_seconds)
         wall = statistics.median(m.seconds / m.rows * 1e6 for m in runs)
         cpu = statistics.median(m.cpu_seconds / m.rows * 1e6 for m in runs)
+        collector = statistics.median(m.gc_seconds / m.rows * 1e6 for m in runs)
         lines.append(
             f"| {s.label} | {s.client} | {s.window or '-'} | {s.backend or '-'} | "
             + " | ".join(median_us((x,)) for x in stages)
             + f" | {median_us(loop)} | {median_us(ARCHIVE_THREAD)} | {wall:.2f} | {cpu:.2f} | "
             + " | ".join(_thread_cpu_us(runs))
-            + " |"
+            + f" | {collector:.2f} |"
         )
     return "\n".join(lines)
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import time
 from dataclasses import dataclass, field
 from typing import Any
@@ -99,6 +100,40 @@ class TimedDetector:
         return getattr(self._detector, name)
 
 
+class CollectorClock:
+    """Times the cyclic garbage collector's passes while it is entered (a ``gc`` callback).
+
+    >>> with CollectorClock() as clock:
+    ...     began = time.perf_counter()
+    ...     _ = gc.collect()
+    >>> clock.seconds_between(began, time.perf_counter()) > 0
+    True
+    """
+
+    def __init__(self) -> None:
+        self._passes: list[tuple[float, float]] = []
+        self._began: float | None = None
+
+    def __enter__(self) -> CollectorClock:
+        gc.callbacks.append(self._note)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        gc.callbacks.remove(self._note)
+
+    def _note(self, phase: str, info: dict[str, Any]) -> None:
+        now = time.perf_counter()
+        if phase == "start":
+            self._began = now
+        elif self._began is not None:
+            self._passes.append((self._began, now - self._began))
+            self._began = None
+
+    def seconds_between(self, began: float, ended: float) -> float:
+        """Seconds of the passes that began from ``began`` to ``ended`` (``perf_counter`` times)."""
+        return sum(seconds for start, seconds in self._passes if began <= start <= ended)
+
+
 class NullArchive:
     """The consumer's archive with its writes left out: for measuring what the archive costs.
 
@@ -148,6 +183,9 @@ class Measurement:
     thread_cpu_seconds : dict of str to float
         The drift consumer's CPU seconds on its loop's thread and its archive thread
         (`consumer.service.Stats.thread_cpu_seconds`); empty for the plain reader.
+    gc_seconds : float
+        Of the span, the time the cyclic garbage collector's passes took (any
+        thread's; `CollectorClock`).
     """
 
     rows: int
@@ -156,6 +194,7 @@ class Measurement:
     detect_seconds: list[float] = field(default_factory=list)
     stage_seconds: dict[str, float] = field(default_factory=dict)
     thread_cpu_seconds: dict[str, float] = field(default_factory=dict)
+    gc_seconds: float = 0.0
 
     @property
     def rate(self) -> float:
