@@ -18,8 +18,7 @@ from __future__ import annotations
 import logging
 import threading
 from collections.abc import Callable, Iterable
-from functools import partial
-from typing import Any, NamedTuple, cast
+from typing import Any, cast
 
 from confluent_kafka import Consumer, KafkaException, Message, Producer
 from confluent_kafka import KafkaError as ConfluentError
@@ -27,6 +26,7 @@ from confluent_kafka import TopicPartition as ConfluentPartition
 from kafka import errors as kafka_errors
 from kafka.structs import OffsetAndMetadata, TopicPartition
 
+from broker.clients import new_record
 from broker.errors import BrokerUnavailableError
 from broker.settings import KafkaSettings
 from broker.topics import unreachable_message
@@ -61,21 +61,6 @@ def translate(err: KafkaException) -> kafka_errors.KafkaError:
     if code in _FENCED:
         return kafka_errors.ProducerFencedError(text)
     return kafka_errors.KafkaError(text)
-
-
-class Record(NamedTuple):
-    """A consumed message as kafka-python gives it: attributes, not methods."""
-
-    topic: str
-    partition: int
-    offset: int
-    key: bytes | None
-    value: bytes | None
-
-
-_record = partial(tuple.__new__, Record)
-"""Builds a Record from a tuple of its fields without a Python call: a poll builds
-thousands."""
 
 
 def _partitions(found: Iterable[ConfluentPartition]) -> set[TopicPartition]:
@@ -178,7 +163,7 @@ class RowsConsumer:
             if tp is None:
                 tp = keys[where] = TopicPartition(*where)
                 batch[tp] = []
-            batch[tp].append(_record((*where, message.offset(), message.key(), message.value())))
+            batch[tp].append(new_record((*where, message.offset(), message.key(), message.value())))
         return batch
 
     def assignment(self) -> set[TopicPartition]:

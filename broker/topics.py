@@ -4,13 +4,16 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Iterable, Mapping
+from typing import TYPE_CHECKING
 
 from kafka import KafkaAdminClient
 from kafka.admin import NewTopic
 from kafka.errors import KafkaError, TopicAlreadyExistsError
 
 from broker.errors import BrokerUnavailableError
-from broker.settings import KafkaSettings
+
+if TYPE_CHECKING:
+    from broker.settings import KafkaSettings
 
 logger = logging.getLogger(__name__)
 
