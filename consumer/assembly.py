@@ -8,8 +8,11 @@ from contextlib import ExitStack
 from pathlib import Path
 from typing import Any
 
+from kafka import KafkaConsumer
+
 from broker import confluent
 from broker.clients import manual_commit_consumer, transactional_producer, update_consumer
+from broker.fetcher import FetchingConsumer
 from broker.topics import ensure_loop_topics
 from consumer.archive import WindowArchive
 from consumer.champion import Champion, NoChampionError
@@ -39,7 +42,9 @@ def build_monitor(
     transactional producer (which aborts a killed predecessor's transaction), the
     rows consumer (a static member of the group, as ``settings.member_id``) and
     the champion; the producer and the rows consumer are ``settings.client``'s
-    (:mod:`broker.confluent` gives confluent-kafka kafka-python's calls). Metrics are served when
+    (:mod:`broker.confluent` gives confluent-kafka kafka-python's calls; with
+    kafka-python and ``settings.fetch_process``, the rows consumer's fetching runs in a
+    process of its own, :mod:`broker.fetcher`). Metrics are served when
     ``settings.metrics_port`` is set. If a step fails, the clients already built
     are closed.
 
@@ -86,14 +91,22 @@ def build_monitor(
             timeout_ms=settings.transaction_timeout_ms,
         )
         built.callback(producer.close)
-        consumer = (confluent.RowsConsumer if confluent_kafka else manual_commit_consumer)(
-            settings,
-            group_id=settings.group_id,
-            client_id=client_id,
-            group_instance_id=settings.member_id,
-            session_timeout_ms=settings.session_timeout_ms,
-            heartbeat_interval_ms=settings.session_timeout_ms // 4,
-        )
+        member: dict[str, Any] = {
+            "group_id": settings.group_id,
+            "client_id": client_id,
+            "group_instance_id": settings.member_id,
+            "session_timeout_ms": settings.session_timeout_ms,
+            "heartbeat_interval_ms": settings.session_timeout_ms // 4,
+        }
+        consumer: confluent.RowsConsumer | FetchingConsumer | KafkaConsumer
+        if confluent_kafka:
+            consumer = confluent.RowsConsumer(settings, **member)
+        elif settings.fetch_process:
+            consumer = FetchingConsumer(
+                settings, max_poll_records=settings.max_poll_records, **member
+            )
+        else:
+            consumer = manual_commit_consumer(settings, **member)
         built.callback(consumer.close, autocommit=False)
         champion = Champion.from_registry(registry, settings)
         metrics = ConsumerMetrics()

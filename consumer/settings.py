@@ -52,6 +52,11 @@ class ConsumerSettings(KafkaSettings, RegistrySettings):
     """The Kafka client the rows are read and the transactions written with:
     ``kafka-python`` (the default) or ``confluent`` (confluent-kafka, librdkafka: reads
     several times faster). The same loop, commits and transactions either way."""
+    fetch_process: bool = True
+    """With ``kafka-python``, fetch the rows in a process of its own (`broker.fetcher`):
+    the client's parsing of what it fetched, half of the consumer's time per row, runs
+    beside the judging on another core. Off, the consumer reads in its own process.
+    confluent-kafka fetches on librdkafka's threads either way."""
     group_id: str = "driftloop-consumer"
     """Kafka consumer group; instances in one group share the rows topic's partitions."""
     instance_id: str | None = Field(default=None, pattern=r"^[A-Za-z0-9._-]{1,200}$")

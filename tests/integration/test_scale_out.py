@@ -188,10 +188,12 @@ def test_consumers_joining_leaving_and_killed_share_the_partitions_exactly_once(
         first = Consumer(spread, artifact_root, "c1", tmp_path)
         consumers.append(first)
         wait_until(lambda: first.logged("assigned partitions") >= 1, 60, "c1 assigned")
-        # Two streams spread over the four partitions, for about 25 s.
+        # Two streams spread over the four partitions, for about 33 s: time enough for
+        # two consumers to start and join on a loaded machine (each about 8 s here)
+        # while rows still come.
         producers = [
-            producer(spread, iris_csv, "alpha", 3000, 120, seed=1),
-            producer(spread, iris_csv, "beta", 2000, 80, seed=2),
+            producer(spread, iris_csv, "alpha", 4000, 120, seed=1),
+            producer(spread, iris_csv, "beta", 2700, 80, seed=2),
         ]
         wait_until(lambda: first.logged(" window=") >= 8, 60, "c1 judging windows")
         # 1 -> 3 consumers.
