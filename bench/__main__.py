@@ -66,6 +66,12 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         help="also run each consumer with its archive's writes left out (what the archive costs)",
     )
     parser.add_argument(
+        "--with-inline-fetch",
+        action="store_true",
+        help="also run each kafka-python consumer fetching in its own process "
+        "(--no-fetch-process: what the fetching process gives)",
+    )
+    parser.add_argument(
         "--profile",
         type=Path,
         default=None,
@@ -131,6 +137,17 @@ def main(argv: list[str] | None = None) -> int:
                 "consumer, archive writes left out", client=c, window=w, backend=b, archive=False
             )
             for c in args.clients
+            for w in args.windows
+            for b in args.backends
+        ]
+    if args.with_inline_fetch:
+        consumers += [
+            Series(
+                "consumer, --no-fetch-process",
+                window=w,
+                backend=b,
+                fetch_process=False,
+            )
             for w in args.windows
             for b in args.backends
         ]
@@ -276,6 +293,7 @@ def _round(
                 "window_size": s.window,
                 "ks_backend": s.backend,
                 "client": s.client,
+                "fetch_process": s.fetch_process,
             }
         )
         measured = process.run(
@@ -307,7 +325,10 @@ def _round(
 
 def _name(s: Series) -> str:
     """A consumer series' name in process, group and file names."""
-    return f"{s.client}-{s.window}-{s.backend}{'' if s.archive else '-noarchive'}"
+    return (
+        f"{s.client}-{s.window}-{s.backend}{'' if s.archive else '-noarchive'}"
+        f"{'' if s.fetch_process else '-inline'}"
+    )
 
 
 if __name__ == "__main__":

@@ -121,13 +121,17 @@ def read_with_monitor(
             f"the consumer judged {stats.windows} windows (expected {expected_windows}) "
             f"and dead-lettered {sum(stats.dead_letters.values())} rows"
         )
+    # The fetching process's CPU, reported when it stopped (in close()), counts too.
+    threads = dict(stats.thread_cpu_seconds)
+    if consumer.fetcher_cpu_seconds():
+        threads["fetcher"] = consumer.fetcher_cpu_seconds() - clock.assigned_fetcher_cpu
     return Measurement(
         rows=stats.rows,
         seconds=finished[0] - clock.assigned_at,
-        cpu_seconds=finished[1] - clock.assigned_cpu,
+        cpu_seconds=finished[1] - clock.assigned_cpu + threads.get("fetcher", 0.0),
         detect_seconds=detector.seconds,
         stage_seconds=dict(stats.stage_seconds),
-        thread_cpu_seconds=dict(stats.thread_cpu_seconds),
+        thread_cpu_seconds=threads,
         gc_seconds=collector.seconds_between(clock.assigned_at, finished[0]),
     )
 

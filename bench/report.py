@@ -120,6 +120,9 @@ class Series:
         KS backend; None for the plain reader.
     archive : bool
         False for the consumer with its archive's writes left out (bench only).
+    fetch_process : bool
+        False for the kafka-python consumer fetching in its own process
+        (``--no-fetch-process``); True otherwise (confluent-kafka ignores it).
     runs : list of Measurement
         One per round.
     baselines : list of Measurement
@@ -133,6 +136,7 @@ class Series:
     window: int | None = None
     backend: str | None = None
     archive: bool = True
+    fetch_process: bool = True
     runs: list[Measurement] = field(default_factory=list)
     baselines: list[Measurement] = field(default_factory=list)
     kafka_python_baselines: list[Measurement] = field(default_factory=list)
@@ -212,7 +216,8 @@ def stage_table(series: list[Series]) -> str:
     archive thread's stages (``archive``, ``commit``) overlap them; both are wall
     time, waits for the disk, the broker and the GIL included. ``wall`` and ``CPU``
     are the whole run's time per row, all threads in CPU; ``loop CPU`` and ``archive
-    CPU`` the CPU of those two threads, ``clients CPU`` the rest (the Kafka clients'
+    CPU`` the CPU of those two threads, ``fetcher CPU`` the fetching process's
+    (`broker.fetcher`; in ``CPU``), ``clients CPU`` the rest (the Kafka clients'
     own threads); ``gc`` the cyclic garbage collector's passes, on whichever thread
     (within the stages, not beside them). The plain reader's row has its ``poll`` and
     its ``json.loads`` (as ``decode``), its wall, CPU and gc.
@@ -223,10 +228,11 @@ def stage_table(series: list[Series]) -> str:
     header = (
         "| reader | client | window | KS backend | "
         + " | ".join(stages)
-        + " | loop thread | archive thread | wall | CPU | loop CPU | archive CPU | clients CPU"
+        + " | loop thread | archive thread | wall | CPU | loop CPU | archive CPU | fetcher CPU"
+        + " | clients CPU"
         + " | gc |"
     )
-    lines = [header, "|" + "---|" * (len(stages) + 12)]
+    lines = [header, "|" + "---|" * (len(stages) + 13)]
     for s in series:
         runs = [m for m in s.runs if m.stage_seconds]
         if not runs:
@@ -254,16 +260,23 @@ def stage_table(series: list[Series]) -> str:
 
 
 def _thread_cpu_us(runs: list[Measurement]) -> list[str]:
-    """Median CPU µs per row of the loop's thread, the archive thread and the rest."""
+    """Median CPU µs per row of the loop's thread, the archive thread, the fetching
+    process ("-" without one) and the rest."""
     if not all(m.thread_cpu_seconds for m in runs):
-        return ["-", "-", "-"]
+        return ["-", "-", "-", "-"]
 
     def median(part: Callable[[Measurement], float]) -> str:
         return f"{statistics.median(part(m) / m.rows * 1e6 for m in runs):.2f}"
 
+    fetcher = (
+        median(lambda m: m.thread_cpu_seconds["fetcher"])
+        if all("fetcher" in m.thread_cpu_seconds for m in runs)
+        else "-"
+    )
     return [
         median(lambda m: m.thread_cpu_seconds["loop"]),
         median(lambda m: m.thread_cpu_seconds["archive"]),
+        fetcher,
         median(lambda m: m.cpu_seconds - sum(m.thread_cpu_seconds.values())),
     ]
 
@@ -272,7 +285,7 @@ def verdict(series: list[Series]) -> list[str]:
     """One line per consumer run with the default backend, against the targets."""
     lines = []
     for s in series:
-        if s.backend != DEFAULT_BACKEND or not s.archive:
+        if s.backend != DEFAULT_BACKEND or not s.archive or not s.fetch_process:
             continue
         ratio, cpu = s.median_ratio, s.median_cpu_ratio
         if s.client == "confluent":

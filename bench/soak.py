@@ -101,9 +101,10 @@ class Reading:
     seconds : float
         Since the consumer process was spawned.
     cpu_seconds : float
-        The consumer process's CPU time (user and system) so far.
+        The CPU time (user and system) so far of the consumer's processes: its own
+        and its fetching process's (`broker.fetcher`, a child), if it runs one.
     rss_kib : int
-        Its resident memory, ``VmRSS``.
+        Their resident memory, ``VmRSS`` added up.
     archive_files, archive_bytes, archive_rows : int
         Segments in the archive, their bytes, and the rows of their windows.
     allowed_rows : int
@@ -132,6 +133,24 @@ def proc_status(pid: int) -> dict[str, int]:
         if value.strip().endswith(" kB"):
             fields[name] = int(value.split()[0])
     return fields
+
+
+def children(pid: int) -> list[int]:
+    """The processes whose parent is ``pid`` (the consumer's fetching process).
+
+    >>> os.getpid() in children(os.getppid())
+    True
+    """
+    found = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            text = stat.read_text()
+        except OSError:
+            continue  # gone meanwhile
+        # The command name (field 2) may hold spaces; the parent's pid is field 4.
+        if int(text[text.rindex(")") + 2 :].split()[1]) == pid:
+            found.append(int(stat.parent.name))
+    return found
 
 
 def cpu_seconds(pid: int) -> float:
@@ -267,11 +286,12 @@ class Soak:
         files = sorted(self.directory.glob("*.seg"))
         size = sum(path.stat().st_size for path in files)
         record = size / len(windows) if windows else float(self.segment_bytes)
+        family = [self.pid, *children(self.pid)]
         return Reading(
             rows=rows,
             seconds=time.time() - self.consumer.spawned_at,
-            cpu_seconds=cpu_seconds(self.pid),
-            rss_kib=proc_status(self.pid)["VmRSS"],
+            cpu_seconds=sum(map(cpu_seconds, family)),
+            rss_kib=sum(proc_status(pid)["VmRSS"] for pid in family),
             archive_files=len(files),
             archive_bytes=size,
             archive_rows=sum(w.last_offset - w.first_offset + 1 for w in windows),
@@ -483,7 +503,8 @@ def main(argv: list[str] | None = None) -> int:
     print(
         f"consumer settings: the defaults (window {DEFAULTS.window_size}, KS backend "
         f"{DEFAULTS.ks_backend}, alarm {DEFAULTS.alarm}, max_poll_records "
-        f"{DEFAULTS.max_poll_records}, archive_fsync {DEFAULTS.archive_fsync}) but "
+        f"{DEFAULTS.max_poll_records}, archive_fsync {DEFAULTS.archive_fsync}, fetch_process "
+        f"{DEFAULTS.fetch_process}: memory and CPU are the consumer's and its fetcher's) but "
         f"archive_retention_rows {args.retention_rows}, archive_segment_mib {args.segment_mib:g}"
     )
     print(f"rows: {args.rows:,}, the first half clean, the second noised (mean 3, std 1)")
@@ -492,7 +513,8 @@ def main(argv: list[str] | None = None) -> int:
         print(line)
     print()
     print(
-        f"consumer at the end: VmRSS {status['VmRSS'] / 1024:.1f} MiB, VmHWM (peak) "
+        f"consumer process (not its fetcher) at the end: VmRSS {status['VmRSS'] / 1024:.1f} MiB, "
+        f"VmHWM (peak) "
         f"{status['VmHWM'] / 1024:.1f} MiB; {stopped}"
     )
     for line in outcome:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import gc
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -20,12 +21,22 @@ class AssignmentClock(ConsumerRebalanceListener):
     ----------
     inner : ConsumerRebalanceListener, optional
         A listener to forward both callbacks to (the consumer's own).
+    fetcher_cpu : callable, optional
+        The CPU seconds of the consumer's fetching process so far
+        (`broker.fetcher.FetchingConsumer.fetcher_cpu_seconds`), noted at assignment
+        as ``assigned_fetcher_cpu``; none by default.
     """
 
-    def __init__(self, inner: ConsumerRebalanceListener | None = None) -> None:
+    def __init__(
+        self,
+        inner: ConsumerRebalanceListener | None = None,
+        fetcher_cpu: Callable[[], float] = lambda: 0.0,
+    ) -> None:
         self.inner = inner
+        self.fetcher_cpu = fetcher_cpu
         self.assigned_at: float | None = None
         self.assigned_cpu: float | None = None
+        self.assigned_fetcher_cpu = 0.0
 
     def on_partitions_revoked(self, revoked: Any) -> None:
         if self.inner is not None:
@@ -35,6 +46,7 @@ class AssignmentClock(ConsumerRebalanceListener):
         if self.assigned_at is None and assigned:
             self.assigned_at = time.perf_counter()
             self.assigned_cpu = time.process_time()
+            self.assigned_fetcher_cpu = self.fetcher_cpu()
         if self.inner is not None:
             self.inner.on_partitions_assigned(assigned)
 
@@ -53,7 +65,11 @@ class ClockedConsumer:
 
     def __init__(self, consumer: Any) -> None:
         self._consumer = consumer
-        self.clock = AssignmentClock()
+        self.clock = AssignmentClock(fetcher_cpu=self.fetcher_cpu_seconds)
+
+    def fetcher_cpu_seconds(self) -> float:
+        """The CPU seconds of the wrapped consumer's fetching process so far; 0 without one."""
+        return float(getattr(self._consumer, "fetcher_cpu_seconds", 0.0))
 
     def subscribe(self, topics: Any, listener: ConsumerRebalanceListener | None = None) -> None:
         """Subscribe the wrapped consumer, timing the assignment."""
@@ -172,9 +188,10 @@ class Measurement:
         From partition assignment to the last row handled: decoded, and for the
         drift consumer also judged, archived, published and committed (async).
     cpu_seconds : float
-        CPU time the reader's process (every thread) used over the same span. On a
-        shared machine it wanders less than wall time: time the reader waited for a
-        CPU held by someone else is not in it.
+        CPU time the reader's process (every thread) and its fetching process, if it
+        has one (`broker.fetcher`), used over the same span. On a shared machine it
+        wanders less than wall time: time the reader waited for a CPU held by someone
+        else is not in it.
     detect_seconds : list of float
         Each window's ``predict`` time; empty for the plain reader.
     stage_seconds : dict of str to float
@@ -182,7 +199,8 @@ class Measurement:
         (`consumer.service.Stats.stage_seconds`); empty for the plain reader.
     thread_cpu_seconds : dict of str to float
         The drift consumer's CPU seconds on its loop's thread and its archive thread
-        (`consumer.service.Stats.thread_cpu_seconds`); empty for the plain reader.
+        (`consumer.service.Stats.thread_cpu_seconds`), and in its fetching process
+        (``fetcher``) if it has one; empty for the plain reader.
     gc_seconds : float
         Of the span, the time the cyclic garbage collector's passes took (any
         thread's; `CollectorClock`).
