@@ -68,8 +68,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument(
         "--with-inline-fetch",
         action="store_true",
-        help="also run each kafka-python consumer fetching in its own process "
-        "(--no-fetch-process: what the fetching process gives)",
+        help="also run each kafka-python consumer with --no-fetch-process, reading in the "
+        "consumer's own process (what the fetching process gives)",
     )
     parser.add_argument(
         "--profile",

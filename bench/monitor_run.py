@@ -123,8 +123,9 @@ def read_with_monitor(
         )
     # The fetching process's CPU, reported when it stopped (in close()), counts too.
     threads = dict(stats.thread_cpu_seconds)
-    if consumer.fetcher_cpu_seconds():
-        threads["fetcher"] = consumer.fetcher_cpu_seconds() - clock.assigned_fetcher_cpu
+    fetcher_cpu = consumer.fetcher_cpu_seconds()
+    if fetcher_cpu:
+        threads["fetcher"] = fetcher_cpu - clock.assigned_fetcher_cpu
     return Measurement(
         rows=stats.rows,
         seconds=finished[0] - clock.assigned_at,

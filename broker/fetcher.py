@@ -89,8 +89,6 @@ OUTBOX_POLLS = 4
 STOP_TIMEOUT_S = 10.0
 """How long :meth:`FetchingConsumer.close` waits for the fetcher to exit before killing it."""
 
-_F_SETPIPE_SZ = 1031  # fcntl.F_SETPIPE_SZ, Linux; named in fcntl from Python 3.10 on Linux only
-
 _OFFSET_OF = attrgetter("offset")
 _KEY_OF = attrgetter("key")
 _VALUE_OF = attrgetter("value")
@@ -249,7 +247,7 @@ class FetchingConsumer:
         commands_read, commands_write = os.pipe()
         records_read, records_write = os.pipe()
         with contextlib.suppress(OSError):  # a smaller pipe only makes the fetcher wait sooner
-            fcntl.fcntl(records_write, _F_SETPIPE_SZ, PIPE_BYTES)
+            fcntl.fcntl(records_write, fcntl.F_SETPIPE_SZ, PIPE_BYTES)
         try:
             self._process = subprocess.Popen(
                 [
@@ -359,7 +357,7 @@ class FetchingConsumer:
 
     def _drop(self, gone: Iterable[TopicPartition]) -> None:
         """On the IO thread: forget partitions revoked or lost, and tell the fetcher."""
-        gone = [tp for tp in gone]
+        gone = list(gone)
         with self._lock:
             for tp in gone:
                 self._epochs.pop(tp, None)
