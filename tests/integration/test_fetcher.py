@@ -12,7 +12,7 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from kafka import KafkaProducer
+from kafka import KafkaConsumer, KafkaProducer
 from kafka.consumer.subscription_state import ConsumerRebalanceListener
 from kafka.structs import OffsetAndMetadata, TopicPartition
 
@@ -98,6 +98,68 @@ def test_it_returns_every_record_of_its_partition_in_order_with_keys_and_values(
     assert [assigned for assigned in moves.assigned if assigned] == [{TopicPartition(topic, 0)}]
     assert consumer.highwater(TopicPartition(topic, 0)) == len(messages)
     assert consumer.poll(timeout_ms=300) == {}  # nothing more, nothing twice
+
+
+def test_it_returns_what_kafka_python_returns_past_transactions_compression_and_headers(
+    kafka_settings: KafkaSettings, fetching: Any
+) -> None:
+    """The fetcher decodes records itself (`broker.records`): against kafka-python's own
+    ConsumerRecords, read_committed, on committed and aborted transactions, gzip
+    batches, headers and values of one-, two- and three-byte lengths."""
+    topic = kafka_settings.rows_topic
+    tp = TopicPartition(topic, 0)
+    servers = kafka_settings.servers
+    transactional = KafkaProducer(
+        bootstrap_servers=servers, transactional_id=f"test-lean-{uuid.uuid4().hex[:8]}"
+    )
+    transactional.init_transactions()
+    for outcome in ("committed", "aborted", "committed", "aborted", "committed"):
+        transactional.begin_transaction()
+        for i in range(30):
+            transactional.send(topic, key=b"t", value=f"{outcome} {i}".encode(), partition=0)
+        transactional.flush()  # in the log before the transaction ends, either way
+        if outcome == "committed":
+            transactional.commit_transaction()
+        else:
+            transactional.abort_transaction()
+    transactional.close()
+    squeezed = KafkaProducer(
+        bootstrap_servers=servers, compression_type="gzip", linger_ms=500, batch_size=1 << 20
+    )
+    for i in range(300):  # small values first, in few batches; then long ones
+        squeezed.send(
+            topic,
+            key=None if i % 4 else f"key {i}".encode(),
+            value=f"small {i}".encode() if i < 200 else b"v" * (i * 91 % 9000),
+            headers=[("source", b"test"), ("empty", b"")] if i % 3 else [],
+            partition=0,
+        )
+    squeezed.flush()
+    squeezed.close()
+    plain = KafkaConsumer(
+        bootstrap_servers=servers, isolation_level="read_committed", enable_auto_commit=False
+    )
+    plain.assign([tp])
+    plain.seek_to_beginning(tp)
+    expected: list[tuple[int, bytes | None, bytes | None]] = []
+    deadline = time.monotonic() + 30
+    while len(expected) < 390:
+        assert time.monotonic() < deadline, f"kafka-python read {len(expected)} of 390"
+        for records in plain.poll(timeout_ms=200).values():
+            expected += [(r.offset, r.key, r.value) for r in records]
+    plain.close()
+    assert not [value for _, _, value in expected if value and value.startswith(b"aborted")]
+
+    consumer = fetching()
+    consumer.subscribe([topic], Moves())
+    records = read(consumer, len(expected))
+    assert [(r.offset, r.key, r.value) for r in records] == expected
+    # From the middle of a compressed batch: the batch is fetched whole, the rows
+    # before the offset are skipped.
+    small = [i for i, (_, _, value) in enumerate(expected) if value == b"small 57"]
+    consumer.seek(tp, expected[small[0]][0])
+    again = read(consumer, len(expected) - small[0])
+    assert [(r.offset, r.key, r.value) for r in again] == expected[small[0] :]
 
 
 def test_it_starts_at_the_groups_committed_offset(
