@@ -103,6 +103,14 @@ def reliable_producer(settings: KafkaSettings, client_id: str, **overrides: Any)
         ) from err
 
 
+TRANSACTION_RETRY_BACKOFF_MS = 20
+"""The transactional producer's wait before it retries a request. A transaction's first
+request to the coordinator is refused (CONCURRENT_TRANSACTIONS) while the one before is
+still writing its markers; kafka-python then waits its default 100 ms (only a first
+AddPartitionsToTxn gets Java's 20), and the consumer commits a transaction a second:
+one in ten took 100-280 ms instead of 15 (measured), holding up the archive thread."""
+
+
 def transactional_producer(
     settings: KafkaSettings, client_id: str, transactional_id: str, timeout_ms: int
 ) -> KafkaProducer:
@@ -122,6 +130,7 @@ def transactional_producer(
         client_id,
         transactional_id=transactional_id,
         transaction_timeout_ms=timeout_ms,
+        retry_backoff_ms=TRANSACTION_RETRY_BACKOFF_MS,
     )
     try:
         producer.init_transactions()

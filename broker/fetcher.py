@@ -66,6 +66,12 @@ GROUP_POLL_INTERVAL_S = 0.1
 """The longest :meth:`FetchingConsumer.poll` waits on the fetcher before it polls the
 group member again (a rebalance is joined at most this late)."""
 
+MEMBER_POLL_INTERVAL_S = 1.0
+"""How often a member settled in its group is polled while records flow (every poll
+that waits for records polls it too). Each poll of a kafka-python 3 member is a round
+trip to its IO thread, 0.2-3 ms with the loop's threads holding the GIL in turn:
+polled after every poll of the loop, it cost up to a tenth of the loop's time."""
+
 JOIN_POLL_MS = 50
 """How long a poll of the member lasts while it finds its coordinator or (re)joins its
 group. kafka-python 3.0 completes a join only inside a poll that lasts until the
@@ -228,6 +234,7 @@ class FetchingConsumer:
         self._epochs: dict[TopicPartition, int] = {}
         self._next_epoch = 0
         self._starting: set[TopicPartition] = set()
+        self._next_member_poll = 0.0
         self._highwater: dict[TopicPartition, int] = {}
         self._stopped = False
         self._ready = False
@@ -365,8 +372,14 @@ class FetchingConsumer:
                 self._send(("drop", [tuple(tp) for tp in gone]))
 
     def _poll_member(self) -> None:
-        """Let the member heartbeat and rebalance; start the partitions it was given."""
-        fetched = self._member.poll(timeout_ms=JOIN_POLL_MS if _joining(self._member) else 0)
+        """Let the member heartbeat and rebalance (at most every ``MEMBER_POLL_INTERVAL_S``
+        once it is settled in its group); start the partitions it was given."""
+        joining = _joining(self._member)
+        now = time.monotonic()
+        if not joining and not self._starting and now < self._next_member_poll:
+            return
+        self._next_member_poll = now + MEMBER_POLL_INTERVAL_S
+        fetched = self._member.poll(timeout_ms=JOIN_POLL_MS if joining else 0)
         if fetched:  # assigned and fetched before the listener paused them: the fetcher's
             logger.debug("dropped %d partitions' records the member fetched", len(fetched))
         with self._lock:
