@@ -24,7 +24,7 @@ from broker.settings import KafkaSettings
 from broker.topics import ensure_topics
 from consumer.archive import ArchivedWindow, all_windows, read_window
 from consumer.events import DriftEvent
-from demo.stack import wait_until
+from demo.stack import StackError, wait_until
 from producer.messages import RowMessage
 from tests.integration.streams import read_topic
 
@@ -289,14 +289,19 @@ def test_kill_9_at_random_points_leaves_every_event_and_dead_letter_once(
         # A window archived by a killed consumer counts only once the restarted one has
         # judged it again and committed it: wait for the topics to agree with the
         # archive (they do once the last consumer caught up; duplicates never go away).
-        wait_until(
-            lambda: (
-                committed_outcome(kafka_settings, artifact_root, topic)[1:]
-                == (Counter(malformed), True)
-            ),
-            120,
-            "every event and dead letter committed",
-        )
+        try:
+            wait_until(
+                lambda: (
+                    committed_outcome(kafka_settings, artifact_root, topic)[1:]
+                    == (Counter(malformed), True)
+                ),
+                120,
+                "every event and dead letter committed",
+            )
+        except StackError as err:
+            raise AssertionError(
+                f"{err}: {outcome_gap(kafka_settings, artifact_root, topic, malformed)}"
+            ) from err
         wait_until(
             lambda: consumer.logged("consuming topic=") == KILLS + 1, 60, "the last consumer"
         )
@@ -315,6 +320,20 @@ def test_kill_9_at_random_points_leaves_every_event_and_dead_letter_once(
     assert agree, "the drift topic holds each announced window's event, and only those"
     assert len(malformed) > 20
     assert letters == Counter(malformed), "every malformed row dead-lettered exactly once"
+
+
+def outcome_gap(kafka: KafkaSettings, root: Path, topic: str, malformed: list[bytes]) -> str:
+    """How the committed drift and dead-letter topics differ from what they should hold."""
+    events, letters, _ = committed_outcome(kafka, root, topic)
+    verdicts = archived(root, topic)[2]
+    announced = {event.event_id for event in verdicts if event is not None and event.announces}
+    sent = Counter(malformed)
+    return (
+        f"dead letters missing {sorted((sent - letters).elements())[:5]}, "
+        f"twice {sorted((letters - sent).elements())[:5]}; "
+        f"events not announced by the archive {sorted(set(events) - announced)[:5]}, "
+        f"announced but not committed {sorted(announced - set(events))[:5]}"
+    )
 
 
 def committed_outcome(
