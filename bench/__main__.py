@@ -19,6 +19,7 @@ from pathlib import Path
 from tempfile import TemporaryDirectory
 from types import FrameType
 
+from bench.floor import FloorRead, read_floor
 from bench.monitor_run import read_with_monitor
 from bench.plain_reader import BenchTimeoutError, PlainRead, read_plain, read_plain_confluent
 from bench.reader_process import ReaderProcess, ReaderProcessError
@@ -38,6 +39,8 @@ REPO = Path(__file__).resolve().parents[1]
 TOPIC = "bench-rows"
 CLIENTS = {"kafka-python": read_plain, "confluent": read_plain_confluent}
 """Each client and its plain reader."""
+FLOOR = "floor: decode, predictions, KS only"
+"""The label of `bench.floor`'s rows in the tables."""
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
@@ -70,6 +73,12 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         action="store_true",
         help="also run each kafka-python consumer with --no-fetch-process, reading in the "
         "consumer's own process (what the fetching process gives)",
+    )
+    parser.add_argument(
+        "--with-floor",
+        action="store_true",
+        help="also run, per window size, the least a consumer must do on confluent-kafka "
+        "(consume, decode, the champion's predictions, KS per window: bench.floor)",
     )
     parser.add_argument(
         "--profile",
@@ -105,6 +114,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
             "--clients must name kafka-python (the baseline of every ratio) and may add "
             f"confluent, got {args.clients}"
         )
+    if args.with_floor and "confluent" not in args.clients:
+        parser.error("--with-floor reads with confluent-kafka: --clients must name confluent")
     return args
 
 
@@ -151,6 +162,11 @@ def main(argv: list[str] | None = None) -> int:
             for w in args.windows
             for b in args.backends
         ]
+    floors = (
+        [Series(FLOOR, client="confluent", window=w, backend="fast") for w in args.windows]
+        if args.with_floor
+        else []
+    )
     try:
         lib_dir = fetch_jars(args.lib_dir)
         with ExitStack() as stack:
@@ -175,10 +191,16 @@ def main(argv: list[str] | None = None) -> int:
                 )
                 for s in consumers
             ]
+            floor_processes = [
+                stack.enter_context(
+                    ReaderProcess(f"bench-floor-{s.window}", preload=("bench.floor",))
+                )
+                for s in floors
+            ]
             broker = LocalBroker(home=tmp / "broker", port=free_port(), lib_dir=lib_dir)
             stack.enter_context(broker.running(timeout=120))
             base = _prepare(args, tmp, broker.bootstrap_servers)
-            for process in [*plain_processes, *consumer_processes]:
+            for process in [*plain_processes, *consumer_processes, *floor_processes]:
                 process.wait_ready()
             for round_no in range(1, args.repeats + 1):
                 _round(
@@ -188,6 +210,7 @@ def main(argv: list[str] | None = None) -> int:
                     round_no,
                     list(zip(plains, plain_processes, strict=True)),
                     list(zip(consumers, consumer_processes, strict=True)),
+                    list(zip(floors, floor_processes, strict=True)),
                 )
     except KeyboardInterrupt:
         print("interrupted; the benchmark's broker and readers are stopped", file=sys.stderr)
@@ -209,11 +232,11 @@ def main(argv: list[str] | None = None) -> int:
     for line in machine_lines(load_at_start):
         print(line)
     print()
-    print(table([*plains, *consumers]))
+    print(table([*plains, *consumers, *floors]))
     print()
-    print(stage_table([*plains, *consumers]))
+    print(stage_table([*plains, *consumers, *floors]))
     print()
-    for line in verdict(consumers):
+    for line in verdict(consumers, floors):
         print(line)
     print(f"whole benchmark: {time.monotonic() - started:.0f} s")
     return 0
@@ -255,8 +278,9 @@ def _round(
     round_no: int,
     plain_readers: list[tuple[Series, ReaderProcess]],
     consumer_readers: list[tuple[Series, ReaderProcess]],
+    floor_readers: list[tuple[Series, ReaderProcess]],
 ) -> None:
-    """Read the topic once with each plain reader, then once with each consumer.
+    """Read the topic once with each plain reader, then once with each consumer and floor.
 
     Each reader's measurement goes to its series, with the plain reader of its
     client in this round as its baseline (and the plain kafka-python reader's).
@@ -320,6 +344,32 @@ def _round(
             measured.rate,
             measured.rate / baseline.rate,
             measured.cpu_rate / baseline.cpu_rate,
+        )
+
+    for s, process in floor_readers:
+        assert s.window is not None
+        spec = FloorRead(
+            PlainRead(
+                bootstrap_servers=base.bootstrap_servers,
+                topic=TOPIC,
+                group_id=f"bench-floor-{s.window}-{round_no}",
+                rows=args.rows,
+                max_poll_records=base.max_poll_records,
+                timeout=args.timeout,
+            ),
+            artifact_root=base.artifact_root,
+            window=s.window,
+        )
+        measured = process.run(read_floor, spec)
+        s.runs.append(measured)
+        s.baselines.append(baselines["confluent"])
+        s.kafka_python_baselines.append(baselines["kafka-python"])
+        logger.info(
+            "round %d floor window=%d: %.0f rows/s (%.2f x plain kafka-python reader)",
+            round_no,
+            s.window,
+            measured.rate,
+            measured.rate / baselines["kafka-python"].rate,
         )
 
 

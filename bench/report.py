@@ -6,7 +6,7 @@ import importlib.metadata
 import os
 import platform
 import statistics
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -281,8 +281,9 @@ def _thread_cpu_us(runs: list[Measurement]) -> list[str]:
     ]
 
 
-def verdict(series: list[Series]) -> list[str]:
-    """One line per consumer run with the default backend, against the targets."""
+def verdict(series: list[Series], floors: Sequence[Series] = ()) -> list[str]:
+    """One line per consumer run with the default backend, against the targets; one per
+    floor (`bench.floor`), against the confluent target it bounds."""
     lines = []
     for s in series:
         if s.backend != DEFAULT_BACKEND or not s.archive or not s.fetch_process:
@@ -303,5 +304,14 @@ def verdict(series: list[Series]) -> list[str]:
             f"target: consumer window {s.window} {s.backend}: {ratio:.2f} x plain reader "
             f"({cpu:.2f} in CPU time) {mark} the {TARGET_RATIO:.2f} ({TARGET_CPU_RATIO:.2f} "
             "in CPU time) target"
+        )
+    for s in floors:
+        over = s.median_ratio_to_kafka_python
+        lines.append(
+            f"floor window {s.window} on confluent (decode, predictions, KS only): {over:.2f} x "
+            f"plain kafka-python reader, {s.median_ratio:.2f} x plain confluent reader: a "
+            "consumer on confluent reaches at most that "
+            f"({'above' if over >= TARGET_CONFLUENT_OVER_KAFKA_PYTHON else 'below'} the "
+            f"{TARGET_CONFLUENT_OVER_KAFKA_PYTHON:.1f} target)"
         )
     return lines
