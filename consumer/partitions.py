@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from dataclasses import replace
 from datetime import datetime
 from typing import Generic, TypeVar
 
@@ -198,6 +199,10 @@ class PartitionStreams(Generic[T]):
         resume = resume_point(
             self._read, open_windows, self._finished, (self.size, self.step), self.time
         )
+        if resume.read < self.resume.read:
+            # Read again only up to here: the rows past it up to the last commit's read
+            # were dealt with then (its dead letters sent), and stay so for the next reader.
+            resume = replace(resume, read=self.resume.read)
         # Streams at or below the position need no entry any more.
         self._finished = {s: o for s, o in self._finished.items() if o > resume.offset}
         return resume

@@ -250,6 +250,7 @@ def test_kill_9_at_random_points_leaves_every_event_and_dead_letter_once(
     topic = spread["DRIFTLOOP_ROWS_TOPIC"]
     chooser = random.Random(20261201)
     malformed: list[bytes] = []
+    junk_failed: list[BaseException] = []
     stop_junk = threading.Event()
 
     def send_junk() -> None:
@@ -259,9 +260,14 @@ def test_kill_9_at_random_points_leaves_every_event_and_dead_letter_once(
             n = 0
             while not stop_junk.wait(0.25):
                 value = f'{{"not a row": {n}}}'.encode()
-                junk.send(topic, value=value, partition=n % PARTITIONS).get(timeout=10)
+                # Acknowledged before it counts: a send that timed out here could still
+                # land in the topic, and be dead-lettered without the test knowing.
+                junk.send(topic, value=value, partition=n % PARTITIONS).get(timeout=60)
                 malformed.append(value)
                 n += 1
+        except BaseException as err:
+            junk_failed.append(err)
+            raise
         finally:
             junk.close()
 
@@ -283,7 +289,8 @@ def test_kill_9_at_random_points_leaves_every_event_and_dead_letter_once(
             consumer.start()
         assert rows.wait(timeout=120) == 0
         stop_junk.set()
-        junk_thread.join(timeout=30)
+        junk_thread.join(timeout=90)
+        assert not junk_failed, f"the test's producer of malformed rows failed: {junk_failed}"
         expected = all_rows_in_windows(kafka_settings, topic)
         wait_archived(artifact_root, topic, expected)
         # A window archived by a killed consumer counts only once the restarted one has
@@ -328,9 +335,11 @@ def outcome_gap(kafka: KafkaSettings, root: Path, topic: str, malformed: list[by
     verdicts = archived(root, topic)[2]
     announced = {event.event_id for event in verdicts if event is not None and event.announces}
     sent = Counter(malformed)
+    extra = letters - sent
     return (
         f"dead letters missing {sorted((sent - letters).elements())[:5]}, "
-        f"twice {sorted((letters - sent).elements())[:5]}; "
+        f"twice {sorted(v for v in extra if letters[v] > 1)[:5]}, "
+        f"never sent {sorted(v for v in extra if letters[v] == 1)[:5]}; "
         f"events not announced by the archive {sorted(set(events) - announced)[:5]}, "
         f"announced but not committed {sorted(announced - set(events))[:5]}"
     )

@@ -119,3 +119,50 @@ def test_several_streams_give_their_windows_in_the_order_their_last_rows_came() 
         ("b", (2, 4)),
         ("a", (3, 5)),
     ]
+
+
+@settings(max_examples=300, derandomize=True, deadline=None)
+@given(
+    streams=st.lists(st.sampled_from("aab "), min_size=1, max_size=80),
+    lives=st.lists(
+        st.tuples(st.lists(st.integers(1, 12), min_size=0, max_size=4), st.booleans()),
+        max_size=6,
+    ),
+    size=st.integers(1, 6),
+)
+def test_consumers_killed_one_after_another_deal_with_every_row_once(
+    streams: list[str], lives: list[tuple[list[int], bool]], size: int
+) -> None:
+    """Each consumer resumes from the last commit, reads a few polls, commits after each
+    but maybe not the last (killed in its transaction), and the next takes over; a last
+    one reads to the end. Committed, every dead letter was sent once and every row of a
+    complete window archived once, however short the lives (one that commits before it
+    has read again all that the commit before it had dealt with included)."""
+    rows: Rows = [(o, None if s == " " else s) for o, s in enumerate(streams)]
+    committed = Resume(0, 0)
+    letters: list[int] = []
+    archived: list[int] = []
+    for polls, dies_in_commit in [*lives, ([len(rows)] * len(rows), False)]:
+        part: PartitionStreams[int] = PartitionStreams(
+            Resume.decode(committed.offset, committed.encode()), size=size, step=size
+        )
+        at = committed.offset
+        for n, poll in enumerate(polls):
+            taken = rows[at : at + poll]
+            if not taken:
+                break
+            at += len(taken)
+            sent = [o for o, s in taken if s is None and part.admits(o, None)]
+            windows = at_once(part, taken, [START] * len(rows))
+            resume = part.commit()
+            if dies_in_commit and n == len(polls) - 1:
+                break  # aborted: nothing of this poll counts
+            committed = resume
+            letters += sent
+            archived += [o for _, window in windows for o in window.offsets]
+    assert sorted(letters) == [o for o, s in rows if s is None]
+    whole = []
+    for stream in {s for _, s in rows if s is not None}:
+        offsets = [o for o, s in rows if s == stream]
+        whole += offsets[: len(offsets) - len(offsets) % size]
+    assert sorted(archived) == sorted(whole)
