@@ -55,6 +55,7 @@ from kafka.consumer.subscription_state import ConsumerRebalanceListener
 from kafka.structs import TopicPartition
 
 from broker.clients import BOOTSTRAP_TIMEOUT_S, PollWait, manual_commit_consumer, new_record
+from broker.logformats import format_of, formatter
 from broker.records import LeanRecord, lean_fetching
 
 if TYPE_CHECKING:
@@ -263,6 +264,8 @@ class FetchingConsumer:
                     str(commands_read),
                     "--records-fd",
                     str(records_write),
+                    "--log-format",
+                    format_of(logging.getLogger()),
                 ],
                 pass_fds=(commands_read, records_write),
             )
@@ -625,16 +628,25 @@ class _Fetcher:
         return True
 
 
+def _under_fetcher(record: logging.LogRecord) -> bool:
+    """Name the record's logger as the fetching process's (a logging filter)."""
+    record.name = f"fetcher.{record.name}"
+    return True
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n", 1)[0])
     parser.add_argument("--commands-fd", type=int, required=True)
     parser.add_argument("--records-fd", type=int, required=True)
+    parser.add_argument("--log-format", choices=["text", "json"], default="text")
     args = parser.parse_args(argv)
     # Ctrl-C reaches the whole process group: the consumer stops the fetcher itself.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
-    logging.basicConfig(
-        level=logging.WARNING, format="%(asctime)s %(levelname)s fetcher %(name)s %(message)s"
-    )
+    # In its consumer's format, each logger's name under "fetcher." (kafka-python's too).
+    handler = logging.StreamHandler()
+    handler.setFormatter(formatter(args.log_format))
+    handler.addFilter(_under_fetcher)
+    logging.basicConfig(level=logging.WARNING, handlers=[handler])
     outbox = _Outbox(Connection(args.records_fd, readable=False))
     fetcher = _Fetcher(Connection(args.commands_fd, writable=False), outbox)
     try:
