@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import logging
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass
 
 from bench.timing import AssignmentClock, CollectorClock, Measurement
@@ -103,63 +104,90 @@ def read_plain(spec: PlainRead) -> Measurement:
     )
 
 
-def read_plain_confluent(spec: PlainRead) -> Measurement:
-    """As :func:`read_plain`, on confluent-kafka: batch ``consume`` of ``max_poll_records``.
+class ConfluentPolls:
+    """A read of the topic by batch ``consume``, clocked: iterate for each poll's values.
 
     The consumer is the one ``--client confluent`` runs (:class:`broker.confluent.RowsConsumer`,
     its settings), read without the kafka-python-shaped records: ``consume`` and
-    ``Message.value()``, the fastest the client gives.
+    ``Message.value()``, the fastest the client gives, polled with ``max_poll_records``
+    and the drift consumer's timeouts. Iteration stops once ``spec.rows`` rows came and
+    closes the consumer; :attr:`assigned` is when (wall, CPU) the first partitions came,
+    :attr:`polling` the seconds spent in ``consume``.
 
     Raises
     ------
     BenchTimeoutError
         When fewer than ``spec.rows`` rows arrive within ``spec.timeout`` seconds.
     """
-    from broker.confluent import RowsConsumer
 
-    settings = KafkaSettings(bootstrap_servers=spec.bootstrap_servers, rows_topic=spec.topic)
-    reader = RowsConsumer(settings, spec.group_id, client_id="bench-plain-confluent")
-    consumer = reader._consumer
-    assigned: list[tuple[float, float]] = []
+    def __init__(self, spec: PlainRead, reader: str) -> None:
+        self.spec = spec
+        self.reader = reader
+        self.assigned: tuple[float, float] | None = None
+        self.polling = 0.0
 
-    def on_assign(consumer: object, partitions: list[object]) -> None:
-        if partitions and not assigned:
-            assigned.append((time.perf_counter(), time.process_time()))
+    def __iter__(self) -> Iterator[list[bytes]]:
+        from broker.confluent import RowsConsumer
 
-    deadline = time.monotonic() + spec.timeout
-    loads = json.loads
-    wait = PollWait()  # the drift consumer's poll timeouts
-    seen = 0
-    polling = decoding = 0.0
-    with CollectorClock() as collector:
+        spec = self.spec
+        settings = KafkaSettings(bootstrap_servers=spec.bootstrap_servers, rows_topic=spec.topic)
+        rows = RowsConsumer(settings, spec.group_id, client_id=f"bench-{self.reader}")
+        consumer = rows._consumer
+
+        def on_assign(consumer: object, partitions: list[object]) -> None:
+            if partitions and self.assigned is None:
+                self.assigned = (time.perf_counter(), time.process_time())
+
+        deadline = time.monotonic() + spec.timeout
+        wait = PollWait()  # the drift consumer's poll timeouts
+        seen = 0
         try:
             consumer.subscribe([spec.topic], on_assign=on_assign)
             while seen < spec.rows:
                 if time.monotonic() > deadline:
                     raise BenchTimeoutError(
-                        f"the plain confluent reader read {seen} of {spec.rows} rows in "
-                        f"{spec.timeout} s"
+                        f"the {self.reader.replace('-', ' ')} read {seen} of {spec.rows} rows "
+                        f"in {spec.timeout} s"
                     )
                 started = time.perf_counter()
                 messages = consumer.consume(
                     num_messages=spec.max_poll_records, timeout=wait.ms / 1000
                 )
-                polled = time.perf_counter()
+                self.polling += time.perf_counter() - started
                 wait.after(found=bool(messages))
-                for message in messages:
-                    if message.error() is None:
-                        loads(message.value())  # type: ignore[arg-type]
-                        seen += 1
-                decoding += time.perf_counter() - polled
-                polling += polled - started
-            finished, finished_cpu = time.perf_counter(), time.process_time()
+                values = [m.value() for m in messages if m.error() is None]
+                seen += len(values)
+                if values:
+                    yield values  # type: ignore[misc]
         finally:
-            reader.close()
-    assert assigned, "rows arrived, so partitions were assigned"
+            rows.close()
+
+
+def read_plain_confluent(spec: PlainRead) -> Measurement:
+    """As :func:`read_plain`, on confluent-kafka: batch ``consume`` (:class:`ConfluentPolls`).
+
+    Raises
+    ------
+    BenchTimeoutError
+        When fewer than ``spec.rows`` rows arrive within ``spec.timeout`` seconds.
+    """
+    polls = ConfluentPolls(spec, "plain-confluent-reader")
+    loads = json.loads
+    seen = 0
+    decoding = 0.0
+    with CollectorClock() as collector:
+        for values in polls:
+            polled = time.perf_counter()
+            for value in values:
+                loads(value)
+            seen += len(values)
+            decoding += time.perf_counter() - polled
+        finished, finished_cpu = time.perf_counter(), time.process_time()
+    assert polls.assigned is not None, "rows arrived, so partitions were assigned"
     return Measurement(
         rows=seen,
-        seconds=finished - assigned[0][0],
-        cpu_seconds=finished_cpu - assigned[0][1],
-        stage_seconds={"poll": polling, "decode": decoding},
-        gc_seconds=collector.seconds_between(assigned[0][0], finished),
+        seconds=finished - polls.assigned[0],
+        cpu_seconds=finished_cpu - polls.assigned[1],
+        stage_seconds={"poll": polls.polling, "decode": decoding},
+        gc_seconds=collector.seconds_between(polls.assigned[0], finished),
     )
